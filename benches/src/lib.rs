@@ -1,0 +1,1 @@
+//! `mcache-benches`: placeholder until its issue lands (see the project's issues).

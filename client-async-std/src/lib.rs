@@ -1,0 +1,1 @@
+//! `mcache-async-std`: placeholder until its issue lands (see the project's issues).

@@ -1,0 +1,469 @@
+//! [`Connection`]: the sans-IO state machine of one memcached connection.
+//!
+//! Requests go in ([`Connection::send`]) and come out as bytes to write
+//! ([`Connection::transmit`]); bytes read go in ([`Connection::receive`]) and come out as
+//! replies paired with the id of the request they answer ([`Connection::poll_response`]).
+//! It owns pipelining, quiet batches, abandoned requests and poisoning; it never touches a
+//! socket or reads a clock (time is passed in).
+//!
+//! How replies are attributed:
+//! - replies come back in request order; a request that expects a reply gets the next one;
+//! - every meta request carries an opaque chosen here (a caller's own opaque is restored in the
+//!   reply), and the reply must echo it;
+//! - quiet meta requests (`q`) and text `noreply` requests answer nothing on success: a reply
+//!   carrying a quiet request's opaque is its own; any other reply means the silent requests
+//!   before it succeeded. A batch that ends with a silent request is closed with an `mn` (or
+//!   `version`) that the connection adds and swallows;
+//! - an error line after a silent request cannot be attributed with certainty: the connection
+//!   is poisoned rather than risk handing one caller another's reply;
+//! - an abandoned request's reply is read and dropped, never handed to anyone;
+//! - a malformed reply poisons the connection: every pending request fails, nothing more is
+//!   accepted, and the adapter must open a new connection.
+
+use crate::error::{DecodeError, Error, PoisonReason, Snippet};
+use crate::meta::flags::Opaque;
+use crate::request::Request;
+use crate::response::{
+    ErrorKind, Expect, MetaResponse, MetaStatus, Peek, Response, ResponseDecoder,
+};
+use crate::wire::Limits;
+use bytes::BytesMut;
+use std::collections::VecDeque;
+use std::time::{Duration, Instant};
+
+/// Identifies a request sent on a [`Connection`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct RequestId(u64);
+
+impl RequestId {
+    /// The id as a number (increasing per connection).
+    pub fn get(self) -> u64 {
+        self.0
+    }
+}
+
+/// The request a connection adds to close a batch that ends with silent requests.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum SyncCommand {
+    /// `mn` (memcached 1.6+).
+    #[default]
+    MetaNoop,
+    /// `version`: for proxies that do not carry meta commands (twemproxy).
+    Version,
+}
+
+/// Settings of a [`Connection`].
+#[derive(Debug, Clone, Default)]
+pub struct ConnectionConfig {
+    /// Limits on what is accepted from the server.
+    pub limits: Limits,
+    /// Poison the connection when the server makes no progress for this long while requests
+    /// are outstanding ([`Connection::poll_timeout`]).
+    pub read_timeout: Option<Duration>,
+    /// How batches ending in silent requests are closed.
+    pub sync: SyncCommand,
+}
+
+#[derive(Debug)]
+struct Pending {
+    id: u64,
+    internal: bool,
+    expect: Option<Expect>,
+    silent: bool,
+    command: &'static str,
+    data_block: bool,
+    opaque: Option<Opaque>,
+    user_opaque: Option<Opaque>,
+    abandoned: bool,
+}
+
+impl Pending {
+    /// The reply a silent request is taken to have had when the next reply is not its own.
+    fn implied(&self) -> Response {
+        match self.command {
+            "mg" => Response::Meta(self.with_user_opaque(MetaResponse::status(MetaStatus::En))),
+            "ms" | "md" | "ma" => {
+                Response::Meta(self.with_user_opaque(MetaResponse::status(MetaStatus::Hd)))
+            }
+            _ => Response::NoReply,
+        }
+    }
+
+    fn with_user_opaque(&self, mut m: MetaResponse) -> MetaResponse {
+        m.flags.opaque = self.user_opaque;
+        m
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum State {
+    Open,
+    Quitting,
+    Poisoned(PoisonReason),
+}
+
+/// One memcached connection's protocol state. See the module docs.
+///
+/// ```
+/// use mcache_proto::{Connection, Key, Request, Response};
+/// use mcache_proto::text::request::{Retrieve, RetrieveCommand};
+/// use std::time::Instant;
+///
+/// let mut conn = Connection::default();
+/// let id = conn.send(Request::Retrieve(Retrieve {
+///     command: RetrieveCommand::Get,
+///     keys: vec![Key::new("foo")?],
+/// }))?;
+/// assert_eq!(conn.transmit(), b"get foo\r\n");
+/// let n = conn.transmit().len();
+/// conn.advance_transmit(n, Instant::now());
+/// conn.receive(b"VALUE foo 0 3\r\nbar\r\nEND\r\n", Instant::now());
+/// let (got, reply) = conn.poll_response().unwrap();
+/// assert_eq!(got, id);
+/// assert!(matches!(reply?, Response::Values(v) if &v[0].data[..] == b"bar"));
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+#[derive(Debug)]
+pub struct Connection {
+    config: ConnectionConfig,
+    decoder: ResponseDecoder,
+    out: BytesMut,
+    input: BytesMut,
+    pending: VecDeque<Pending>,
+    ready: VecDeque<(RequestId, Result<Response, Error>)>,
+    next_id: u64,
+    needs_sync: bool,
+    state: State,
+    last_progress: Option<Instant>,
+}
+
+impl Default for Connection {
+    fn default() -> Self {
+        Connection::new(ConnectionConfig::default())
+    }
+}
+
+impl Connection {
+    /// A new connection.
+    pub fn new(config: ConnectionConfig) -> Self {
+        Connection {
+            decoder: ResponseDecoder::new(config.limits),
+            config,
+            out: BytesMut::with_capacity(16 * 1024),
+            input: BytesMut::with_capacity(16 * 1024),
+            pending: VecDeque::new(),
+            ready: VecDeque::new(),
+            next_id: 0,
+            needs_sync: false,
+            state: State::Open,
+            last_progress: None,
+        }
+    }
+
+    /// The settings.
+    pub fn config(&self) -> &ConnectionConfig {
+        &self.config
+    }
+
+    /// Why the connection is unusable, if it is.
+    pub fn poisoned(&self) -> Option<&PoisonReason> {
+        match &self.state {
+            State::Poisoned(r) => Some(r),
+            _ => None,
+        }
+    }
+
+    /// Whether new requests are accepted.
+    pub fn is_open(&self) -> bool {
+        self.state == State::Open
+    }
+
+    /// Requests sent and not yet answered (abandoned ones included, internal ones not).
+    pub fn pending(&self) -> usize {
+        self.pending.iter().filter(|p| !p.internal).count()
+    }
+
+    /// Whether anything is waiting for a reply.
+    pub fn is_idle(&self) -> bool {
+        self.pending.is_empty() && self.ready.is_empty()
+    }
+
+    /// Queues a request: checks and encodes it, or fails with nothing queued.
+    pub fn send(&mut self, mut request: Request) -> Result<RequestId, Error> {
+        match &self.state {
+            State::Open => {}
+            State::Quitting => return Err(Error::Poisoned(PoisonReason::Quit)),
+            State::Poisoned(r) => return Err(Error::Poisoned(r.clone())),
+        }
+        request.check(&self.config.limits)?;
+        let id = self.next_id;
+        // Every meta request carries the connection's opaque, checked in its reply.
+        let opaque = Opaque::from_u32(id as u32);
+        let user_opaque = match &mut request {
+            Request::MetaGet(m) => m.flags.opaque.replace(opaque),
+            Request::MetaSet(m) => m.flags.opaque.replace(opaque),
+            Request::MetaDelete(m) => m.flags.opaque.replace(opaque),
+            Request::MetaArithmetic(m) => m.flags.opaque.replace(opaque),
+            _ => None,
+        };
+        let is_meta = matches!(
+            request,
+            Request::MetaGet(_)
+                | Request::MetaSet(_)
+                | Request::MetaDelete(_)
+                | Request::MetaArithmetic(_)
+        );
+        request.encode_unchecked(&mut self.out);
+        self.next_id += 1;
+        let silent = request.is_silent();
+        if request == Request::Quit {
+            self.state = State::Quitting;
+        }
+        self.needs_sync = silent && request != Request::Quit;
+        self.pending.push_back(Pending {
+            id,
+            internal: false,
+            expect: Expect::of(&request),
+            silent,
+            command: request.command_name(),
+            data_block: request.has_data_block(),
+            opaque: is_meta.then_some(opaque),
+            user_opaque,
+            abandoned: false,
+        });
+        Ok(RequestId(id))
+    }
+
+    /// The bytes to write now (all queued requests, in one buffer). Adds the synchronising
+    /// request a batch that ends with silent requests needs.
+    pub fn transmit(&mut self) -> &[u8] {
+        if self.needs_sync && self.state == State::Open {
+            self.needs_sync = false;
+            let sync = match self.config.sync {
+                SyncCommand::MetaNoop => Request::MetaNoop,
+                SyncCommand::Version => Request::Version,
+            };
+            sync.encode_unchecked(&mut self.out);
+            self.pending.push_back(Pending {
+                id: self.next_id,
+                internal: true,
+                expect: Expect::of(&sync),
+                silent: false,
+                command: sync.command_name(),
+                data_block: false,
+                opaque: None,
+                user_opaque: None,
+                abandoned: false,
+            });
+            self.next_id += 1;
+        }
+        &self.out
+    }
+
+    /// Whether there are bytes to write.
+    pub fn wants_write(&self) -> bool {
+        !self.out.is_empty() || (self.needs_sync && self.state == State::Open)
+    }
+
+    /// Records that the first `n` bytes of [`transmit`](Connection::transmit) were written.
+    pub fn advance_transmit(&mut self, n: usize, now: Instant) {
+        let n = n.min(self.out.len());
+        let _ = self.out.split_to(n);
+        if n > 0 && self.last_progress.is_none() {
+            self.last_progress = Some(now);
+        }
+    }
+
+    /// Bytes read from the socket: decodes every reply they complete.
+    pub fn receive(&mut self, data: &[u8], now: Instant) {
+        self.input.extend_from_slice(data);
+        self.process(now);
+    }
+
+    /// The read buffer, for reading into it without a copy; call
+    /// [`process`](Connection::process) after adding bytes.
+    pub fn read_buf(&mut self) -> &mut BytesMut {
+        &mut self.input
+    }
+
+    /// Decodes every reply the read buffer completes.
+    pub fn process(&mut self, now: Instant) {
+        if !self.input.is_empty() {
+            self.last_progress = Some(now);
+        }
+        while let Some(progress) = self.step() {
+            if !progress {
+                break;
+            }
+        }
+        if self.pending.is_empty() {
+            self.last_progress = None;
+        }
+    }
+
+    /// One decoding step: `Some(true)` if something was completed, `Some(false)`/`None` to stop.
+    fn step(&mut self) -> Option<bool> {
+        if matches!(self.state, State::Poisoned(_)) {
+            self.input.clear();
+            return None;
+        }
+        let Some(front) = self.pending.front() else {
+            if !self.input.is_empty() {
+                let line = Snippet::new(&self.input);
+                self.poison(PoisonReason::Malformed(DecodeError::Unexpected {
+                    expected: "nothing (no request is waiting)",
+                    line,
+                }));
+            }
+            return None;
+        };
+        if self.input.is_empty() {
+            return None;
+        }
+        if front.silent {
+            let peek = match self.decoder.peek(&mut self.input) {
+                Ok(Some(p)) => p,
+                Ok(None) => return None,
+                Err(e) => {
+                    self.poison(PoisonReason::Malformed(e));
+                    return None;
+                }
+            };
+            match peek {
+                Peek::Error => {
+                    self.poison(PoisonReason::AmbiguousError);
+                    return None;
+                }
+                Peek::Meta(op) if front.expect.is_some() && op.is_some() && op == front.opaque => {}
+                _ => {
+                    // The silent request succeeded: the reply is a later request's.
+                    let p = self.pending.pop_front()?;
+                    let implied = p.implied();
+                    self.deliver(p, implied);
+                    return Some(true);
+                }
+            }
+        }
+        let front = self.pending.front()?;
+        let Some(expect) = front.expect.as_ref() else {
+            // Defensive: a request that expects nothing and is not silent does not exist.
+            let p = self.pending.pop_front()?;
+            self.deliver(p, Response::NoReply);
+            return Some(true);
+        };
+        match self.decoder.decode(expect, &mut self.input) {
+            Ok(None) => None,
+            Ok(Some(r)) => {
+                let p = self.pending.pop_front()?;
+                self.deliver(p, r);
+                Some(true)
+            }
+            Err(e) => {
+                self.poison(PoisonReason::Malformed(e));
+                None
+            }
+        }
+    }
+
+    fn deliver(&mut self, p: Pending, response: Response) {
+        let mut poison = None;
+        let result = match response {
+            Response::Error { kind, message } => {
+                if p.data_block && kind != ErrorKind::Server {
+                    poison = Some(PoisonReason::StorageRejected);
+                }
+                Err(match kind {
+                    ErrorKind::Error => Error::Protocol(message),
+                    ErrorKind::Client => Error::Client(message),
+                    ErrorKind::Server => Error::Server(message),
+                })
+            }
+            Response::Meta(mut m) => {
+                m.flags.opaque = p.user_opaque;
+                Ok(Response::Meta(m))
+            }
+            other => Ok(other),
+        };
+        if !p.internal && !p.abandoned {
+            self.ready.push_back((RequestId(p.id), result));
+        } else {
+            tracing::trace!(command = p.command, "dropped reply to an abandoned request");
+        }
+        if let Some(reason) = poison {
+            self.poison(reason);
+        }
+    }
+
+    /// The next reply, paired with the id of the request it answers.
+    pub fn poll_response(&mut self) -> Option<(RequestId, Result<Response, Error>)> {
+        self.ready.pop_front()
+    }
+
+    /// The caller of `id` gave up: its reply will be read and dropped. Returns whether the
+    /// request was still pending.
+    pub fn abandon(&mut self, id: RequestId) -> bool {
+        if let Ok(i) = self.pending.binary_search_by_key(&id.0, |p| p.id) {
+            self.pending[i].abandoned = true;
+            return true;
+        }
+        let before = self.ready.len();
+        self.ready.retain(|(r, _)| *r != id);
+        before != self.ready.len()
+    }
+
+    /// The peer closed the connection (end of stream) or the transport failed.
+    pub fn receive_eof(&mut self) {
+        if self.state == State::Quitting
+            && self.input.is_empty()
+            && self.pending.iter().all(|p| p.silent)
+        {
+            while let Some(p) = self.pending.pop_front() {
+                let implied = p.implied();
+                self.deliver(p, implied);
+            }
+            self.state = State::Poisoned(PoisonReason::Quit);
+            return;
+        }
+        if !matches!(self.state, State::Poisoned(_)) {
+            self.poison(PoisonReason::Closed);
+        }
+    }
+
+    /// When [`handle_timeout`](Connection::handle_timeout) should be called next.
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        let timeout = self.config.read_timeout?;
+        if self.pending.is_empty() || !matches!(self.state, State::Open | State::Quitting) {
+            return None;
+        }
+        Some(self.last_progress? + timeout)
+    }
+
+    /// Poisons the connection if the server has made no progress within the read timeout.
+    pub fn handle_timeout(&mut self, now: Instant) {
+        if let Some(deadline) = self.poll_timeout() {
+            if now >= deadline {
+                self.poison(PoisonReason::Timeout);
+            }
+        }
+    }
+
+    /// Makes the connection unusable: every pending request fails with `reason`.
+    pub fn poison(&mut self, reason: PoisonReason) {
+        if matches!(self.state, State::Poisoned(_)) {
+            return;
+        }
+        tracing::debug!(%reason, pending = self.pending.len(), "connection poisoned");
+        for p in self.pending.drain(..) {
+            if !p.internal && !p.abandoned {
+                self.ready
+                    .push_back((RequestId(p.id), Err(Error::Poisoned(reason.clone()))));
+            }
+        }
+        self.state = State::Poisoned(reason);
+        self.out.clear();
+        self.input.clear();
+        self.decoder.reset();
+        self.needs_sync = false;
+        self.last_progress = None;
+    }
+}

@@ -1,0 +1,69 @@
+//! # mcache-proto
+//!
+//! memcached's text and meta protocols, sans IO: a parser and serializer for every command and
+//! reply, a connection state machine, and the command API as a trait. No sockets, no
+//! executor, no clock: bytes and `Instant`s go in, bytes and typed replies come out, so the
+//! same code serves the tokio and async-std adapters, fuzzers, proxies and test servers.
+//!
+//! - [`Request`] / [`Response`]: every command and reply, encoded into a `BufMut` and decoded
+//!   incrementally from a `BytesMut` (both directions: server side too).
+//! - [`Key`]: validated keys; no key can break a command line.
+//! - [`Connection`]: pipelining, quiet batches, abandoned requests, poisoning.
+//! - [`Memcache`]: one required method (`execute`), every typed operation provided.
+//!
+//! ## Driving a connection over a blocking socket
+//!
+//! ```no_run
+//! use mcache_proto::{Connection, Key, MetaGetFlags, Request, Response};
+//! use mcache_proto::meta::request::MetaGet;
+//! use std::io::{Read, Write};
+//! use std::net::TcpStream;
+//! use std::time::Instant;
+//!
+//! let mut sock = TcpStream::connect("127.0.0.1:11211")?;
+//! let mut conn = Connection::default();
+//! let flags = MetaGetFlags { value: true, ..Default::default() };
+//! let id = conn.send(Request::MetaGet(MetaGet { key: Key::new("foo")?, flags }))?;
+//! sock.write_all(conn.transmit())?;
+//! let n = conn.transmit().len();
+//! conn.advance_transmit(n, Instant::now());
+//! let mut buf = [0u8; 4096];
+//! let reply = loop {
+//!     if let Some((got, reply)) = conn.poll_response() {
+//!         assert_eq!(got, id);
+//!         break reply?;
+//!     }
+//!     let n = sock.read(&mut buf)?;
+//!     if n == 0 { conn.receive_eof() } else { conn.receive(&buf[..n], Instant::now()) }
+//! };
+//! if let Response::Meta(m) = reply {
+//!     println!("{:?} {:?}", m.status, m.value);
+//! }
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+
+#![forbid(unsafe_code)]
+
+pub mod commands;
+pub mod connection;
+pub mod error;
+pub mod key;
+pub mod meta;
+pub mod request;
+pub mod response;
+pub mod text;
+pub mod wire;
+
+pub use commands::{AsKey, Memcache, StoreStatus};
+pub use connection::{Connection, ConnectionConfig, RequestId, SyncCommand};
+pub use error::{DecodeError, EncodeError, Error, KeyError, PoisonReason};
+pub use key::{Key, MAX_BINARY_KEY_LEN, MAX_KEY_LEN};
+pub use meta::flags::{
+    MetaArithmeticFlags, MetaArithmeticMode, MetaDeleteFlags, MetaGetFlags, MetaReturnFlags,
+    MetaSetFlags, MetaSetMode, Opaque,
+};
+pub use request::Request;
+pub use response::{
+    ErrorKind, Expect, MetaResponse, MetaStatus, Response, ResponseDecoder, Stat, Value,
+};
+pub use wire::Limits;

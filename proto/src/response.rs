@@ -1,0 +1,799 @@
+//! [`Response`]: every reply memcached sends, decoded incrementally against the request it
+//! answers ([`ResponseDecoder`]), and encoded (server side).
+//!
+//! The protocol has no request ids, so the grammar of a reply depends on the request: a
+//! decoder is told what it expects ([`Expect`]) and checks that the reply fits it (the keys of
+//! `VALUE` lines, the opaque and key of meta replies). Values are split off the read buffer as
+//! `Bytes`, without copying.
+
+use crate::error::{DecodeError, Snippet};
+use crate::key::Key;
+use crate::meta::flags::{MetaReturnFlags, Opaque};
+use crate::request::{take_block, Request};
+use crate::wire::{find_line, parse_len, parse_u32, parse_u64, put_u64, Limits, Tokens};
+use bytes::{Buf, BufMut, Bytes, BytesMut};
+
+/// One item of a retrieval reply (`VALUE <key> <flags> <bytes> [<cas>]`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Value {
+    /// The key.
+    pub key: Key,
+    /// The client flags stored with the item.
+    pub flags: u32,
+    /// The cas unique (`gets`, `gats`).
+    pub cas: Option<u64>,
+    /// The value.
+    pub data: Bytes,
+}
+
+/// One `STAT <name> <value>` line.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Stat {
+    /// The statistic's name.
+    pub name: Bytes,
+    /// Its value: the rest of the line.
+    pub value: Bytes,
+}
+
+/// The status code of a meta reply.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MetaStatus {
+    /// `VA`: a value follows.
+    Va,
+    /// `HD`: success, no value.
+    Hd,
+    /// `EN`: miss.
+    En,
+    /// `NS`: not stored.
+    Ns,
+    /// `EX`: the cas did not match.
+    Ex,
+    /// `NF`: not found.
+    Nf,
+}
+
+impl MetaStatus {
+    fn code(self) -> &'static [u8] {
+        match self {
+            MetaStatus::Va => b"VA",
+            MetaStatus::Hd => b"HD",
+            MetaStatus::En => b"EN",
+            MetaStatus::Ns => b"NS",
+            MetaStatus::Ex => b"EX",
+            MetaStatus::Nf => b"NF",
+        }
+    }
+}
+
+/// A reply to `mg`, `ms`, `md` or `ma`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MetaResponse {
+    /// The status code.
+    pub status: MetaStatus,
+    /// The returned flags.
+    pub flags: MetaReturnFlags,
+    /// The value (with `VA`).
+    pub value: Option<Bytes>,
+}
+
+impl MetaResponse {
+    /// A reply with a status and nothing else.
+    pub fn status(status: MetaStatus) -> Self {
+        MetaResponse {
+            status,
+            flags: MetaReturnFlags::default(),
+            value: None,
+        }
+    }
+}
+
+/// Which error line.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ErrorKind {
+    /// `ERROR`: unknown command.
+    Error,
+    /// `CLIENT_ERROR <message>`.
+    Client,
+    /// `SERVER_ERROR <message>`.
+    Server,
+}
+
+/// A whole reply to one request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Response {
+    /// Values of a retrieval, then `END` (misses are absent).
+    Values(Vec<Value>),
+    /// `STORED`.
+    Stored,
+    /// `NOT_STORED`.
+    NotStored,
+    /// `EXISTS`.
+    Exists,
+    /// `NOT_FOUND`.
+    NotFound,
+    /// `DELETED`.
+    Deleted,
+    /// `TOUCHED`.
+    Touched,
+    /// `OK`.
+    Ok,
+    /// The new value after `incr`/`decr`.
+    Number(u64),
+    /// `VERSION <version>`.
+    Version(Bytes),
+    /// `STAT` lines, then `END`.
+    Stats(Vec<Stat>),
+    /// Other lines of a `stats` reply, then `END` (`stats cachedump`, `stats detail dump`).
+    Lines(Vec<Bytes>),
+    /// `RESET` (`stats reset`).
+    Reset,
+    /// A meta reply.
+    Meta(MetaResponse),
+    /// `MN`.
+    MetaNoop,
+    /// `ME <key> <k=v>*`: free-form debug facts.
+    MetaDebug {
+        /// The key, as printed.
+        key: Bytes,
+        /// The rest of the line.
+        info: Bytes,
+    },
+    /// An error line.
+    Error {
+        /// Which one.
+        kind: ErrorKind,
+        /// The message (may be empty; for `ERROR` it holds any text after it).
+        message: Bytes,
+    },
+    /// Nothing came back, as asked (`noreply`, quiet mode, `quit`): the outcome is unknown
+    /// for text commands. Never decoded; produced by [`Connection`](crate::Connection).
+    NoReply,
+}
+
+/// What reply a request expects: the decoder's context.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Expect {
+    /// `VALUE` lines for these keys (in order, some absent), then `END`.
+    Values {
+        /// The keys asked for.
+        keys: Vec<Key>,
+        /// Whether `VALUE` lines carry a cas.
+        cas: bool,
+    },
+    /// `STORED`, `NOT_STORED`, `EXISTS`, `NOT_FOUND`.
+    Storage,
+    /// `DELETED`, `NOT_FOUND`.
+    Delete,
+    /// A number, `NOT_FOUND`.
+    Arithmetic,
+    /// `TOUCHED`, `NOT_FOUND`.
+    Touch,
+    /// `OK`.
+    Ok,
+    /// `VERSION <x>`.
+    Version,
+    /// A `stats` reply.
+    Stats,
+    /// A meta reply for this key and opaque.
+    Meta {
+        /// The command (`mg`, `ms`, `md`, `ma`).
+        command: &'static str,
+        /// The key, to check a returned `k` flag against.
+        key: Key,
+        /// The opaque sent, which the reply must echo.
+        opaque: Option<Opaque>,
+        /// Whether a `VA` reply is possible (`mg`, `ma`).
+        value: bool,
+    },
+    /// `MN`.
+    MetaNoop,
+    /// `ME ...` or `EN`.
+    MetaDebug,
+}
+
+impl Expect {
+    /// What `request` expects back, or `None` if it expects nothing (`noreply`, `quit`).
+    /// Quiet meta requests have an expectation: they answer on a miss or an error.
+    pub fn of(request: &Request) -> Option<Expect> {
+        Some(match request {
+            Request::Retrieve(r) => Expect::Values {
+                keys: r.keys.clone(),
+                cas: r.command.with_cas(),
+            },
+            Request::Quit => return None,
+            r if r.is_silent()
+                && !matches!(
+                    r,
+                    Request::MetaGet(_)
+                        | Request::MetaSet(_)
+                        | Request::MetaDelete(_)
+                        | Request::MetaArithmetic(_)
+                ) =>
+            {
+                return None
+            }
+            Request::Store(_) => Expect::Storage,
+            Request::Delete { .. } => Expect::Delete,
+            Request::Incr { .. } | Request::Decr { .. } => Expect::Arithmetic,
+            Request::Touch { .. } => Expect::Touch,
+            Request::FlushAll { .. } | Request::Verbosity { .. } => Expect::Ok,
+            Request::Version => Expect::Version,
+            Request::Stats { .. } => Expect::Stats,
+            Request::MetaGet(m) => Expect::Meta {
+                command: "mg",
+                key: m.key.clone(),
+                opaque: m.flags.opaque,
+                value: true,
+            },
+            Request::MetaSet(m) => Expect::Meta {
+                command: "ms",
+                key: m.key.clone(),
+                opaque: m.flags.opaque,
+                value: false,
+            },
+            Request::MetaDelete(m) => Expect::Meta {
+                command: "md",
+                key: m.key.clone(),
+                opaque: m.flags.opaque,
+                value: false,
+            },
+            Request::MetaArithmetic(m) => Expect::Meta {
+                command: "ma",
+                key: m.key.clone(),
+                opaque: m.flags.opaque,
+                value: true,
+            },
+            Request::MetaNoop => Expect::MetaNoop,
+            Request::MetaDebug { .. } => Expect::MetaDebug,
+        })
+    }
+}
+
+/// Classification of the next line, used to attribute replies after quiet requests.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Peek {
+    /// `ERROR`, `CLIENT_ERROR`, `SERVER_ERROR`.
+    Error,
+    /// A meta reply line carrying this opaque.
+    Meta(Option<Opaque>),
+    /// Anything else.
+    Other,
+}
+
+/// Decodes replies one at a time, keeping the part of a multi-line reply already read.
+#[derive(Debug, Default)]
+pub struct ResponseDecoder {
+    limits: Limits,
+    values: Vec<Value>,
+    next_key: usize,
+    stats: Vec<Stat>,
+    lines: Vec<Bytes>,
+    skip_empty_line: bool,
+}
+
+fn error_line(line: &[u8]) -> Option<(ErrorKind, &[u8])> {
+    let (kind, rest) = if let Some(r) = line.strip_prefix(b"CLIENT_ERROR") {
+        (ErrorKind::Client, r)
+    } else if let Some(r) = line.strip_prefix(b"SERVER_ERROR") {
+        (ErrorKind::Server, r)
+    } else if let Some(r) = line.strip_prefix(b"ERROR") {
+        (ErrorKind::Error, r)
+    } else {
+        return None;
+    };
+    match rest.first() {
+        None => Some((kind, rest)),
+        Some(b' ') => Some((kind, &rest[1..])),
+        // `ERROR: shutdown not enabled`, `SERVER_ERROR: ...`
+        Some(b':') => Some((kind, rest)),
+        Some(_) => None,
+    }
+}
+
+fn meta_status(code: &[u8]) -> Option<MetaStatus> {
+    Some(match code {
+        b"VA" => MetaStatus::Va,
+        b"HD" => MetaStatus::Hd,
+        b"EN" => MetaStatus::En,
+        b"NS" => MetaStatus::Ns,
+        b"EX" => MetaStatus::Ex,
+        b"NF" => MetaStatus::Nf,
+        _ => return None,
+    })
+}
+
+fn unexpected(expected: &'static str, line: &[u8]) -> DecodeError {
+    DecodeError::Unexpected {
+        expected,
+        line: Snippet::new(line),
+    }
+}
+
+impl ResponseDecoder {
+    /// A decoder with these limits.
+    pub fn new(limits: Limits) -> Self {
+        ResponseDecoder {
+            limits,
+            ..Default::default()
+        }
+    }
+
+    /// The limits in force.
+    pub fn limits(&self) -> &Limits {
+        &self.limits
+    }
+
+    /// Drops any partly decoded reply (after an error).
+    pub fn reset(&mut self) {
+        self.values.clear();
+        self.next_key = 0;
+        self.stats.clear();
+        self.lines.clear();
+        self.skip_empty_line = false;
+    }
+
+    /// Skips the stray empty line memcached 1.6.40+ sends after a retrieval's
+    /// `CLIENT_ERROR`. Returns false if more bytes are needed to tell.
+    fn skip_stray(&mut self, buf: &mut BytesMut) -> bool {
+        if self.skip_empty_line {
+            if buf.len() < 2 {
+                if buf.first().is_none_or(|&b| b == b'\r') {
+                    return false;
+                }
+            } else if buf.starts_with(b"\r\n") {
+                buf.advance(2);
+            }
+            self.skip_empty_line = false;
+        }
+        true
+    }
+
+    /// Looks at the next line without consuming it.
+    pub(crate) fn peek(&mut self, buf: &mut BytesMut) -> Result<Option<Peek>, DecodeError> {
+        if !self.skip_stray(buf) {
+            return Ok(None);
+        }
+        let Some(n) = find_line(buf, self.limits.max_line_len)? else {
+            return Ok(None);
+        };
+        let line = &buf[..n];
+        if error_line(line).is_some() {
+            return Ok(Some(Peek::Error));
+        }
+        let mut tokens = Tokens::new(line);
+        if tokens.next().and_then(meta_status).is_some() {
+            let opaque = tokens
+                .find_map(|t| t.strip_prefix(b"O"))
+                .and_then(|o| Opaque::new(o).ok());
+            return Ok(Some(Peek::Meta(opaque)));
+        }
+        Ok(Some(Peek::Other))
+    }
+
+    /// Decodes the reply to a request that expects `expect`. Returns `Ok(None)` until the
+    /// whole reply is there, whatever the split of the bytes; consumed bytes are removed from
+    /// `buf` (parts of a long reply are kept inside the decoder meanwhile).
+    ///
+    /// ```
+    /// use bytes::BytesMut;
+    /// use mcache_proto::{Expect, Key, Response, ResponseDecoder};
+    /// let mut dec = ResponseDecoder::default();
+    /// let expect = Expect::Values { keys: vec![Key::new("foo")?], cas: false };
+    /// let mut buf = BytesMut::from(&b"VALUE foo 5 3\r\nbar\r\nEN"[..]);
+    /// assert_eq!(dec.decode(&expect, &mut buf)?, None);
+    /// buf.extend_from_slice(b"D\r\n");
+    /// let Some(Response::Values(v)) = dec.decode(&expect, &mut buf)? else { panic!() };
+    /// assert_eq!(&v[0].data[..], b"bar");
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn decode(
+        &mut self,
+        expect: &Expect,
+        buf: &mut BytesMut,
+    ) -> Result<Option<Response>, DecodeError> {
+        let r = self.decode_inner(expect, buf);
+        if r.is_err() {
+            self.reset();
+        }
+        r
+    }
+
+    fn decode_inner(
+        &mut self,
+        expect: &Expect,
+        buf: &mut BytesMut,
+    ) -> Result<Option<Response>, DecodeError> {
+        loop {
+            if !self.skip_stray(buf) {
+                return Ok(None);
+            }
+            let Some(n) = find_line(buf, self.limits.max_line_len)? else {
+                return Ok(None);
+            };
+            let line = &buf[..n];
+            let head = n + 2;
+            if let Some((kind, message)) = error_line(line) {
+                let message = Bytes::copy_from_slice(message);
+                buf.advance(head);
+                if kind == ErrorKind::Client && matches!(expect, Expect::Values { .. }) {
+                    self.skip_empty_line = true;
+                }
+                self.reset_partial();
+                return Ok(Some(Response::Error { kind, message }));
+            }
+            let simple = |r: Response, buf: &mut BytesMut| {
+                buf.advance(head);
+                Ok(Some(r))
+            };
+            match expect {
+                Expect::Values { keys, cas } => {
+                    if line == b"END" {
+                        buf.advance(head);
+                        self.next_key = 0;
+                        return Ok(Some(Response::Values(std::mem::take(&mut self.values))));
+                    }
+                    let value_head = self.value_line(line, keys, *cas)?;
+                    let Some(data) = take_block(buf, head, value_head.1)? else {
+                        return Ok(None);
+                    };
+                    self.values.push(Value {
+                        key: value_head.0.key,
+                        flags: value_head.0.flags,
+                        cas: value_head.0.cas,
+                        data,
+                    });
+                }
+                Expect::Storage => {
+                    let r = match line {
+                        b"STORED" => Response::Stored,
+                        b"NOT_STORED" => Response::NotStored,
+                        b"EXISTS" => Response::Exists,
+                        b"NOT_FOUND" => Response::NotFound,
+                        _ => return Err(unexpected("a storage reply", line)),
+                    };
+                    return simple(r, buf);
+                }
+                Expect::Delete => {
+                    let r = match line {
+                        b"DELETED" => Response::Deleted,
+                        b"NOT_FOUND" => Response::NotFound,
+                        _ => return Err(unexpected("DELETED or NOT_FOUND", line)),
+                    };
+                    return simple(r, buf);
+                }
+                Expect::Touch => {
+                    let r = match line {
+                        b"TOUCHED" => Response::Touched,
+                        b"NOT_FOUND" => Response::NotFound,
+                        _ => return Err(unexpected("TOUCHED or NOT_FOUND", line)),
+                    };
+                    return simple(r, buf);
+                }
+                Expect::Arithmetic => {
+                    let r = match line {
+                        b"NOT_FOUND" => Response::NotFound,
+                        _ => Response::Number(parse_u64("incr/decr value", line)?),
+                    };
+                    return simple(r, buf);
+                }
+                Expect::Ok => {
+                    if line != b"OK" {
+                        return Err(unexpected("OK", line));
+                    }
+                    return simple(Response::Ok, buf);
+                }
+                Expect::Version => {
+                    let v = line
+                        .strip_prefix(b"VERSION ")
+                        .ok_or_else(|| unexpected("VERSION <version>", line))?;
+                    let v = Bytes::copy_from_slice(v);
+                    return simple(Response::Version(v), buf);
+                }
+                Expect::Stats => {
+                    if let Some(r) = self.stats_line(line)? {
+                        buf.advance(head);
+                        return Ok(Some(r));
+                    }
+                    buf.advance(head);
+                }
+                Expect::Meta {
+                    command,
+                    key,
+                    opaque,
+                    value,
+                } => return self.meta(buf, n, key, *opaque, *value, command),
+                Expect::MetaNoop => {
+                    if line != b"MN" {
+                        return Err(unexpected("MN", line));
+                    }
+                    return simple(Response::MetaNoop, buf);
+                }
+                Expect::MetaDebug => {
+                    if line == b"EN" {
+                        return simple(Response::Meta(MetaResponse::status(MetaStatus::En)), buf);
+                    }
+                    let rest = line
+                        .strip_prefix(b"ME ")
+                        .ok_or_else(|| unexpected("ME or EN", line))?;
+                    let mut t = Tokens::new(rest);
+                    let key = Bytes::copy_from_slice(t.next().unwrap_or_default());
+                    let info = Bytes::copy_from_slice(t.remainder());
+                    return simple(Response::MetaDebug { key, info }, buf);
+                }
+            }
+        }
+    }
+
+    fn reset_partial(&mut self) {
+        self.values.clear();
+        self.next_key = 0;
+        self.stats.clear();
+        self.lines.clear();
+    }
+
+    /// Parses a `VALUE` line and checks it against the keys asked for.
+    fn value_line(
+        &mut self,
+        line: &[u8],
+        keys: &[Key],
+        with_cas: bool,
+    ) -> Result<(Value, usize), DecodeError> {
+        let mut t = Tokens::new(line);
+        if t.next() != Some(b"VALUE") {
+            return Err(unexpected("VALUE or END", line));
+        }
+        let (Some(key), Some(flags), Some(len)) = (t.next(), t.next(), t.next()) else {
+            return Err(unexpected("VALUE <key> <flags> <bytes> [<cas>]", line));
+        };
+        let cas = match (t.next(), with_cas) {
+            (Some(c), true) => Some(parse_u64("cas unique", c)?),
+            (None, false) => None,
+            _ => return Err(unexpected("a cas with gets/gats only", line)),
+        };
+        if t.next().is_some() {
+            return Err(unexpected("VALUE <key> <flags> <bytes> [<cas>]", line));
+        }
+        // Hits come back in the order asked; misses are skipped.
+        let offset = keys[self.next_key.min(keys.len())..]
+            .iter()
+            .position(|k| k.wire() == key)
+            .ok_or(DecodeError::Mismatch {
+                reason: "VALUE for a key not asked for (or out of order)",
+            })?;
+        let index = self.next_key + offset;
+        self.next_key = index + 1;
+        let len = parse_len(len, self.limits.max_value_len)?;
+        Ok((
+            Value {
+                key: keys[index].clone(),
+                flags: parse_u32("flags", flags)?,
+                cas,
+                data: Bytes::new(),
+            },
+            len,
+        ))
+    }
+
+    /// One line of a stats reply: `Some` when the reply is complete.
+    fn stats_line(&mut self, line: &[u8]) -> Result<Option<Response>, DecodeError> {
+        let first = self.stats.is_empty() && self.lines.is_empty();
+        if line == b"END" {
+            return Ok(Some(if self.lines.is_empty() {
+                Response::Stats(std::mem::take(&mut self.stats))
+            } else {
+                Response::Lines(std::mem::take(&mut self.lines))
+            }));
+        }
+        if first && line == b"RESET" {
+            return Ok(Some(Response::Reset));
+        }
+        if first && line == b"OK" {
+            return Ok(Some(Response::Ok));
+        }
+        if self.stats.len() + self.lines.len() >= self.limits.max_entries {
+            return Err(DecodeError::TooManyEntries {
+                max: self.limits.max_entries,
+            });
+        }
+        if let Some(rest) = line.strip_prefix(b"STAT ") {
+            if !self.lines.is_empty() {
+                return Err(unexpected("one kind of stats line", line));
+            }
+            let mut t = Tokens::new(rest);
+            let name = t
+                .next()
+                .ok_or_else(|| unexpected("STAT <name> <value>", line))?;
+            self.stats.push(Stat {
+                name: Bytes::copy_from_slice(name),
+                value: Bytes::copy_from_slice(t.remainder()),
+            });
+        } else {
+            if !self.stats.is_empty() || line.is_empty() {
+                return Err(unexpected("STAT <name> <value> or END", line));
+            }
+            self.lines.push(Bytes::copy_from_slice(line));
+        }
+        Ok(None)
+    }
+
+    fn meta(
+        &mut self,
+        buf: &mut BytesMut,
+        n: usize,
+        key: &Key,
+        opaque: Option<Opaque>,
+        value_allowed: bool,
+        command: &'static str,
+    ) -> Result<Option<Response>, DecodeError> {
+        let line = &buf[..n];
+        let mut t = Tokens::new(line);
+        let status = t
+            .next()
+            .and_then(meta_status)
+            .ok_or_else(|| unexpected("a meta reply (VA HD EN NS EX NF)", line))?;
+        let len = if status == MetaStatus::Va {
+            if !value_allowed {
+                return Err(unexpected("no value in a reply to ms/md", line));
+            }
+            let len = t.next().ok_or_else(|| unexpected("VA <size>", line))?;
+            Some(parse_len(len, self.limits.max_value_len)?)
+        } else {
+            None
+        };
+        if status == MetaStatus::En && command != "mg" {
+            return Err(unexpected("EN only in reply to mg", line));
+        }
+        let flags = MetaReturnFlags::parse(t)?;
+        if flags.opaque.is_some() && flags.opaque != opaque {
+            return Err(DecodeError::Mismatch {
+                reason: "meta reply opaque differs from the request's",
+            });
+        }
+        if let Some(k) = &flags.key {
+            if k.decoded() != key.decoded() {
+                return Err(DecodeError::Mismatch {
+                    reason: "meta reply key differs from the request's",
+                });
+            }
+        }
+        let value = match len {
+            Some(len) => match take_block(buf, n + 2, len)? {
+                Some(v) => Some(v),
+                None => return Ok(None),
+            },
+            None => {
+                buf.advance(n + 2);
+                None
+            }
+        };
+        Ok(Some(Response::Meta(MetaResponse {
+            status,
+            flags,
+            value,
+        })))
+    }
+}
+
+impl Response {
+    /// Encodes the reply (server side).
+    ///
+    /// ```
+    /// use mcache_proto::Response;
+    /// let mut buf = Vec::new();
+    /// Response::Number(42).encode(&mut buf);
+    /// assert_eq!(buf, b"42\r\n");
+    /// ```
+    pub fn encode(&self, buf: &mut impl BufMut) {
+        match self {
+            Response::Values(values) => {
+                for v in values {
+                    buf.put_slice(b"VALUE ");
+                    buf.put_slice(v.key.wire());
+                    buf.put_u8(b' ');
+                    put_u64(buf, u64::from(v.flags));
+                    buf.put_u8(b' ');
+                    put_u64(buf, v.data.len() as u64);
+                    if let Some(c) = v.cas {
+                        buf.put_u8(b' ');
+                        put_u64(buf, c);
+                    }
+                    buf.put_slice(b"\r\n");
+                    buf.put_slice(&v.data);
+                    buf.put_slice(b"\r\n");
+                }
+                buf.put_slice(b"END\r\n");
+            }
+            Response::Stored => buf.put_slice(b"STORED\r\n"),
+            Response::NotStored => buf.put_slice(b"NOT_STORED\r\n"),
+            Response::Exists => buf.put_slice(b"EXISTS\r\n"),
+            Response::NotFound => buf.put_slice(b"NOT_FOUND\r\n"),
+            Response::Deleted => buf.put_slice(b"DELETED\r\n"),
+            Response::Touched => buf.put_slice(b"TOUCHED\r\n"),
+            Response::Ok => buf.put_slice(b"OK\r\n"),
+            Response::Number(n) => {
+                put_u64(buf, *n);
+                buf.put_slice(b"\r\n");
+            }
+            Response::Version(v) => {
+                buf.put_slice(b"VERSION ");
+                buf.put_slice(v);
+                buf.put_slice(b"\r\n");
+            }
+            Response::Stats(stats) => {
+                for s in stats {
+                    buf.put_slice(b"STAT ");
+                    buf.put_slice(&s.name);
+                    buf.put_u8(b' ');
+                    buf.put_slice(&s.value);
+                    buf.put_slice(b"\r\n");
+                }
+                buf.put_slice(b"END\r\n");
+            }
+            Response::Lines(lines) => {
+                for l in lines {
+                    buf.put_slice(l);
+                    buf.put_slice(b"\r\n");
+                }
+                buf.put_slice(b"END\r\n");
+            }
+            Response::Reset => buf.put_slice(b"RESET\r\n"),
+            Response::Meta(m) => {
+                buf.put_slice(m.status.code());
+                if let (MetaStatus::Va, Some(v)) = (m.status, &m.value) {
+                    buf.put_u8(b' ');
+                    put_u64(buf, v.len() as u64);
+                }
+                m.flags.encode(buf);
+                buf.put_slice(b"\r\n");
+                if let (MetaStatus::Va, Some(v)) = (m.status, &m.value) {
+                    buf.put_slice(v);
+                    buf.put_slice(b"\r\n");
+                }
+            }
+            Response::MetaNoop => buf.put_slice(b"MN\r\n"),
+            Response::MetaDebug { key, info } => {
+                buf.put_slice(b"ME ");
+                buf.put_slice(key);
+                if !info.is_empty() {
+                    buf.put_u8(b' ');
+                    buf.put_slice(info);
+                }
+                buf.put_slice(b"\r\n");
+            }
+            Response::Error { kind, message } => {
+                buf.put_slice(match kind {
+                    ErrorKind::Error => b"ERROR".as_slice(),
+                    ErrorKind::Client => b"CLIENT_ERROR".as_slice(),
+                    ErrorKind::Server => b"SERVER_ERROR".as_slice(),
+                });
+                if !message.is_empty() {
+                    if !message.starts_with(b":") {
+                        buf.put_u8(b' ');
+                    }
+                    buf.put_slice(message);
+                }
+                buf.put_slice(b"\r\n");
+            }
+            Response::NoReply => {}
+        }
+    }
+
+    /// Encodes into a new `Vec`.
+    pub fn to_bytes(&self) -> Vec<u8> {
+        let mut v = Vec::new();
+        self.encode(&mut v);
+        v
+    }
+
+    /// A short description, for errors and logs.
+    pub fn describe(&self) -> String {
+        match self {
+            Response::Values(v) => format!("{} value(s)", v.len()),
+            Response::Meta(m) => format!("meta {:?}", m.status),
+            Response::Error { kind, message } => {
+                format!("{kind:?} {}", message.escape_ascii())
+            }
+            other => format!("{other:?}"),
+        }
+    }
+}

@@ -1,0 +1,3 @@
+//! The text protocol: storage, retrieval, arithmetic and administrative commands.
+
+pub mod request;

@@ -1,0 +1,1 @@
+//! `mcache-registry-macros`: placeholder until its issue lands (see the project's issues).

@@ -274,6 +274,32 @@ impl Connection {
         }
     }
 
+    /// Takes all the bytes to write now, without copying (for drivers that write from their
+    /// own buffer, possibly in several calls). Counts as written for the read timeout.
+    pub fn take_transmit(&mut self, now: Instant) -> Option<bytes::Bytes> {
+        if !self.wants_write() {
+            return None;
+        }
+        let n = self.transmit().len();
+        let chunk = self.out.split_to(n).freeze();
+        if self.last_progress.is_none() {
+            self.last_progress = Some(now);
+        }
+        Some(chunk)
+    }
+
+    /// Bytes read into a driver's own buffer: moves them in (without copying when nothing
+    /// is buffered yet, leaving `data` empty) and decodes every reply they complete.
+    pub fn receive_buf(&mut self, data: &mut BytesMut, now: Instant) {
+        if self.input.is_empty() {
+            std::mem::swap(&mut self.input, data);
+        } else {
+            self.input.extend_from_slice(data);
+            data.clear();
+        }
+        self.process(now);
+    }
+
     /// Bytes read from the socket: decodes every reply they complete.
     pub fn receive(&mut self, data: &[u8], now: Instant) {
         self.input.extend_from_slice(data);

@@ -1,1 +1,59 @@
-//! `mcache-async-std`: placeholder until its issue lands (see the project's issues).
+//! # mcache-async-std
+//!
+//! A memcached client over `futures-io` sockets, for async-std and smol, built on
+//! [`mcache_proto`]: the protocol, pipelining, quiet
+//! batches and cancellation live in proto's sans-IO `Connection`; this crate only moves bytes.
+//!
+//! - [`Client::connect`] for one server, [`Client::builder`] for connections, timeouts, unix
+//!   sockets, TLS (feature `tls`) and ASCII authentication.
+//! - [`Client`] is cheap to clone and `Send + Sync`; callers multiplex over a few connections
+//!   and many requests go out in one write.
+//! - Every operation comes from the [`Memcache`] trait: `get`, `set`, `get_multi`, `cas`,
+//!   `meta_get`, … Bring it into scope with `use mcache_async_std::Memcache`.
+//! - Connection tasks are spawned on async-std's executor (feature `async-std`, the default)
+//!   or smol's (feature `smol`); sockets and timers come from `async-io`, so the client works
+//!   under either runtime.
+//! - Dropping a future at any point is safe: its reply is read and discarded, and the
+//!   connection stays in step. A request timeout does the same.
+//! - A connection whose server stops answering is closed and reopened with backoff; while it
+//!   is down, calls fail fast with [`Error::Io`].
+
+#![forbid(unsafe_code)]
+
+mod client;
+mod driver;
+#[cfg(feature = "tls")]
+pub mod tls;
+mod transport;
+
+pub use client::{Builder, Client};
+pub use mcache_proto::{
+    self as proto, Error, Key, Memcache, MetaArithmeticFlags, MetaDeleteFlags, MetaGetFlags,
+    MetaResponse, MetaSetFlags, MetaStatus, StoreStatus, Value,
+};
+pub use transport::Endpoint;
+
+/// Settings shared by a client's connection tasks.
+#[derive(Debug, Clone)]
+pub(crate) struct Settings {
+    pub(crate) connection: mcache_proto::ConnectionConfig,
+    pub(crate) connect_timeout: std::time::Duration,
+    pub(crate) backoff_min: std::time::Duration,
+    pub(crate) backoff_max: std::time::Duration,
+    pub(crate) auth: Option<(String, String)>,
+    #[cfg(feature = "tls")]
+    pub(crate) tls: Option<tls::TlsConfig>,
+}
+
+#[cfg(feature = "async-std")]
+fn spawn(f: impl std::future::Future<Output = ()> + Send + 'static) {
+    drop(async_std::task::spawn(f));
+}
+
+#[cfg(all(feature = "smol", not(feature = "async-std")))]
+fn spawn(f: impl std::future::Future<Output = ()> + Send + 'static) {
+    smol::spawn(f).detach();
+}
+
+#[cfg(not(any(feature = "async-std", feature = "smol")))]
+compile_error!("mcache-async-std needs the `async-std` or the `smol` feature to spawn its connection tasks");

@@ -1,3 +1,4 @@
+//! Smoke test: many tasks doing set/get through one client.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 use mcache_tokio::{Client, Memcache};
 

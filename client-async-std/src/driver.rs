@@ -1,0 +1,271 @@
+//! One task per connection: moves bytes between a socket and a proto [`Connection`], and
+//! completes each waiting caller through its oneshot. Nothing here knows the grammar.
+
+use crate::transport::{connect, Endpoint, Stream};
+use crate::Settings;
+use bytes::Bytes;
+use mcache_proto::{Connection, Error, PoisonReason, Request, RequestId, Response};
+use std::collections::VecDeque;
+use std::future::{poll_fn, Future as _};
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::Instant;
+use futures_io::{AsyncRead, AsyncWrite};
+use futures_core::Stream as _;
+use futures_channel::{mpsc, oneshot};
+use async_io::Timer;
+
+/// A caller's request and where its reply goes.
+pub(crate) struct Command {
+    pub(crate) request: Request,
+    pub(crate) reply: oneshot::Sender<Result<Response, Error>>,
+}
+
+/// How many rounds one poll may do before yielding to other tasks.
+const ROUNDS_PER_POLL: usize = 32;
+/// How much to read per call.
+const READ_CHUNK: usize = 64 * 1024;
+
+/// Runs a connection until every `Client` handle is gone: serves, reconnects with backoff,
+/// and fails callers fast while the server is unreachable.
+pub(crate) async fn run(
+    endpoint: Endpoint,
+    settings: Arc<Settings>,
+    mut rx: mpsc::UnboundedReceiver<Command>,
+    mut stream: Option<Stream>,
+) {
+    let mut backoff = settings.backoff_min;
+    loop {
+        let reason = match stream.take() {
+            Some(s) => s_result(Driver::new(s, &settings, &mut rx).drive().await),
+            None => match connect(&endpoint, &settings).await {
+                Ok(s) => {
+                    tracing::info!(%endpoint, "reconnected");
+                    backoff = settings.backoff_min;
+                    s_result(Driver::new(s, &settings, &mut rx).drive().await)
+                }
+                Err(e) => {
+                    tracing::warn!(%endpoint, error = %e, "connect failed");
+                    Some(e.to_string())
+                }
+            },
+        };
+        let Some(reason) = reason else {
+            return; // every client handle dropped and all replies delivered
+        };
+        // Fail callers fast while waiting to retry: a cache that is down must not stall.
+        let mut sleep = Timer::after(backoff);
+        loop {
+            let next = futures_lite::future::or(
+                async {
+                    (&mut sleep).await;
+                    None
+                },
+                async { Some(futures_lite::StreamExt::next(&mut rx).await) },
+            )
+            .await;
+            match next {
+                None => break,
+                Some(Some(cmd)) => {
+                    let _ = cmd
+                        .reply
+                        .send(Err(Error::Io(format!("{endpoint} unavailable: {reason}"))));
+                }
+                Some(None) => return,
+            }
+        }
+        backoff = (backoff * 2).min(settings.backoff_max);
+    }
+}
+
+fn s_result(r: Result<(), PoisonReason>) -> Option<String> {
+    match r {
+        Ok(()) => None,
+        Err(reason) => {
+            tracing::warn!(%reason, "connection lost");
+            Some(reason.to_string())
+        }
+    }
+}
+
+struct Driver<'a> {
+    stream: Stream,
+    conn: Connection,
+    rx: &'a mut mpsc::UnboundedReceiver<Command>,
+    rx_closed: bool,
+    waiters: VecDeque<(RequestId, oneshot::Sender<Result<Response, Error>>)>,
+    out: Bytes,
+    scratch: Box<[u8]>,
+    timer: Timer,
+    timer_at: Option<Instant>,
+}
+
+impl<'a> Driver<'a> {
+    fn new(
+        stream: Stream,
+        settings: &Settings,
+        rx: &'a mut mpsc::UnboundedReceiver<Command>,
+    ) -> Self {
+        Driver {
+            stream,
+            conn: Connection::new(settings.connection.clone()),
+            rx,
+            rx_closed: false,
+            waiters: VecDeque::new(),
+            out: Bytes::new(),
+            scratch: vec![0u8; READ_CHUNK].into_boxed_slice(),
+            timer: Timer::never(),
+            timer_at: None,
+        }
+    }
+
+    /// Serves until the connection fails (`Err`) or every handle is gone and idle (`Ok`).
+    async fn drive(mut self) -> Result<(), PoisonReason> {
+        let r = poll_fn(|cx| self.poll(cx)).await;
+        if let Err(reason) = &r {
+            // Whatever the connection did not answer fails now.
+            for (_, tx) in self.waiters.drain(..) {
+                let _ = tx.send(Err(Error::Poisoned(reason.clone())));
+            }
+        }
+        r
+    }
+
+    fn poll(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), PoisonReason>> {
+        for _ in 0..ROUNDS_PER_POLL {
+            let mut progress = self.accept(cx);
+            progress |= self.write(cx);
+            progress |= self.read(cx);
+            self.deliver();
+            if let Some(reason) = self.conn.poisoned() {
+                return Poll::Ready(Err(reason.clone()));
+            }
+            if self.rx_closed && self.conn.is_idle() && self.out.is_empty() {
+                return Poll::Ready(Ok(()));
+            }
+            if !progress {
+                self.arm_timer(cx);
+                return Poll::Pending;
+            }
+        }
+        cx.waker().wake_by_ref();
+        Poll::Pending
+    }
+
+    /// Takes every queued caller request into the connection.
+    fn accept(&mut self, cx: &mut Context<'_>) -> bool {
+        let mut progress = false;
+        while !self.rx_closed {
+            match Pin::new(&mut *self.rx).poll_next(cx) {
+                Poll::Ready(Some(cmd)) => {
+                    progress = true;
+                    if cmd.reply.is_canceled() {
+                        continue; // the caller gave up before anything was written
+                    }
+                    match self.conn.send(cmd.request) {
+                        Ok(id) => self.waiters.push_back((id, cmd.reply)),
+                        Err(e) => {
+                            let _ = cmd.reply.send(Err(e));
+                        }
+                    }
+                }
+                Poll::Ready(None) => self.rx_closed = true,
+                Poll::Pending => break,
+            }
+        }
+        progress
+    }
+
+    /// Writes queued bytes: many requests per syscall.
+    fn write(&mut self, cx: &mut Context<'_>) -> bool {
+        let mut progress = false;
+        loop {
+            if self.out.is_empty() {
+                match self.conn.take_transmit(Instant::now()) {
+                    Some(b) => self.out = b,
+                    None => return progress,
+                }
+            }
+            match Pin::new(&mut self.stream).poll_write(cx, &self.out) {
+                Poll::Ready(Ok(0)) => {
+                    self.conn.poison(PoisonReason::Closed);
+                    return true;
+                }
+                Poll::Ready(Ok(n)) => {
+                    let _ = self.out.split_to(n);
+                    progress = true;
+                }
+                Poll::Ready(Err(e)) => {
+                    tracing::debug!(error = %e, "write failed");
+                    self.conn.poison(PoisonReason::Closed);
+                    return true;
+                }
+                Poll::Pending => {
+                    // Flush is a no-op for TCP and unix sockets; TLS needs it to send records.
+                    let _ = Pin::new(&mut self.stream).poll_flush(cx);
+                    return progress;
+                }
+            }
+            if self.out.is_empty() {
+                if let Poll::Ready(Err(e)) = Pin::new(&mut self.stream).poll_flush(cx) {
+                    tracing::debug!(error = %e, "flush failed");
+                    self.conn.poison(PoisonReason::Closed);
+                    return true;
+                }
+            }
+        }
+    }
+
+    /// Reads what the socket has and feeds the connection.
+    fn read(&mut self, cx: &mut Context<'_>) -> bool {
+        let scratch = &mut self.scratch[..];
+        match Pin::new(&mut self.stream).poll_read(cx, scratch) {
+            Poll::Ready(Ok(0)) => {
+                self.conn.receive_eof();
+                true
+            }
+            Poll::Ready(Ok(n)) => {
+                self.conn.receive(&self.scratch[..n], Instant::now());
+                true
+            }
+            Poll::Ready(Err(e)) => {
+                tracing::debug!(error = %e, "read failed");
+                self.conn.poison(PoisonReason::Closed);
+                true
+            }
+            Poll::Pending => false,
+        }
+    }
+
+    /// Hands each reply to the caller of the request it answers.
+    fn deliver(&mut self) {
+        while let Some((id, result)) = self.conn.poll_response() {
+            while self.waiters.front().is_some_and(|(w, _)| *w < id) {
+                self.waiters.pop_front();
+            }
+            if self.waiters.front().is_some_and(|(w, _)| *w == id) {
+                if let Some((_, tx)) = self.waiters.pop_front() {
+                    // A caller that gave up dropped its receiver: the reply is discarded.
+                    let _ = tx.send(result);
+                }
+            }
+        }
+    }
+
+    /// Wakes the task at the connection's read deadline.
+    fn arm_timer(&mut self, cx: &mut Context<'_>) {
+        let Some(at) = self.conn.poll_timeout() else {
+            self.timer_at = None;
+            return;
+        };
+        if self.timer_at != Some(at) {
+            self.timer_at = Some(at);
+            self.timer.set_at(at);
+        }
+        if Pin::new(&mut self.timer).poll(cx).is_ready() {
+            self.conn.handle_timeout(Instant::now());
+            cx.waker().wake_by_ref();
+        }
+    }
+}

@@ -334,6 +334,11 @@ impl Connection {
             return None;
         }
         let Some(front) = self.pending.front() else {
+            // Only the stray empty line 1.6.40+ sends after a retrieval's `CLIENT_ERROR` may
+            // come when nothing is waiting (false: too few bytes yet to tell).
+            if !self.decoder.skip_stray(&mut self.input) {
+                return None;
+            }
             if !self.input.is_empty() {
                 let line = Snippet::new(&self.input);
                 self.poison(PoisonReason::Malformed(DecodeError::Unexpected {
@@ -357,8 +362,12 @@ impl Connection {
             };
             match peek {
                 Peek::Error => {
-                    self.poison(PoisonReason::AmbiguousError);
-                    return None;
+                    // Only when the sole silent request is followed by the connection's own
+                    // sync (which never errs) is the error line certainly its own.
+                    if !self.pending.get(1).is_some_and(|p| p.internal) {
+                        self.poison(PoisonReason::AmbiguousError);
+                        return None;
+                    }
                 }
                 Peek::Meta(op) if front.expect.is_some() && op.is_some() && op == front.opaque => {}
                 _ => {
@@ -371,12 +380,10 @@ impl Connection {
             }
         }
         let front = self.pending.front()?;
-        let Some(expect) = front.expect.as_ref() else {
-            // Defensive: a request that expects nothing and is not silent does not exist.
-            let p = self.pending.pop_front()?;
-            self.deliver(p, Response::NoReply);
-            return Some(true);
-        };
+        // A `noreply` request expects nothing; here it is its error line: any expectation
+        // decodes an error line.
+        let neutral = Expect::Ok;
+        let expect = front.expect.as_ref().unwrap_or(&neutral);
         match self.decoder.decode(expect, &mut self.input) {
             Ok(None) => None,
             Ok(Some(r)) => {

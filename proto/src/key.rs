@@ -229,7 +229,10 @@ mod tests {
 
     #[test]
     fn binary_key_bounds() {
-        assert!(Key::binary([0u8; 186]).is_ok(), "186 bytes are 248 base64 characters");
+        assert!(
+            Key::binary([0u8; 186]).is_ok(),
+            "186 bytes are 248 base64 characters"
+        );
         assert_eq!(Key::binary([0u8; 187]), Err(KeyError::TooLong { len: 252 }));
         assert_eq!(Key::binary([]), Err(KeyError::Empty));
         let k = Key::binary(b"foo").unwrap();

@@ -60,7 +60,7 @@ pub use error::{DecodeError, EncodeError, Error, KeyError, PoisonReason};
 pub use key::{Key, MAX_BINARY_KEY_LEN, MAX_KEY_LEN};
 pub use meta::flags::{
     MetaArithmeticFlags, MetaArithmeticMode, MetaDeleteFlags, MetaGetFlags, MetaReturnFlags,
-    MetaSetFlags, MetaSetMode, Opaque,
+    MetaSetFlags, MetaSetMode, Opaque, MAX_META_FLAGS,
 };
 pub use request::Request;
 pub use response::{

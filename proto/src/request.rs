@@ -360,7 +360,10 @@ impl Request {
                 }
             }
             b"stats" => {
-                let rest = crate::wire::Tokens::new(&line[5..]).remainder();
+                // After the name's token (the line may start with spaces).
+                let mut rest = crate::wire::Tokens::new(line);
+                rest.next();
+                let rest = rest.remainder();
                 let args = if rest.is_empty() {
                     None
                 } else {
@@ -393,7 +396,8 @@ fn unexpected(expected: &'static str, line: &[u8]) -> DecodeError {
 
 fn parse_keyed_text(name: &[u8], args: &[&[u8]], line: &[u8]) -> Result<Request, DecodeError> {
     let mut args = args.to_vec();
-    let noreply = split_noreply(&mut args);
+    // A `noreply` only counts after the key: `delete noreply` deletes the key `noreply`.
+    let noreply = args.len() > 1 && split_noreply(&mut args);
     Ok(match (name, args.as_slice()) {
         // `delete <key> 0` is the legacy form, still accepted by memcached.
         (b"delete", [k]) | (b"delete", [k, b"0"]) => Request::Delete {

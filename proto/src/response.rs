@@ -334,7 +334,7 @@ impl ResponseDecoder {
 
     /// Skips the stray empty line memcached 1.6.40+ sends after a retrieval's
     /// `CLIENT_ERROR`. Returns false if more bytes are needed to tell.
-    fn skip_stray(&mut self, buf: &mut BytesMut) -> bool {
+    pub(crate) fn skip_stray(&mut self, buf: &mut BytesMut) -> bool {
         if self.skip_empty_line {
             if buf.len() < 2 {
                 if buf.first().is_none_or(|&b| b == b'\r') {
@@ -436,6 +436,8 @@ impl ResponseDecoder {
                     let Some(data) = take_block(buf, head, value_head.1)? else {
                         return Ok(None);
                     };
+                    // Only now is the VALUE line consumed: an incomplete block re-reads it.
+                    self.next_key = value_head.2 + 1;
                     self.values.push(Value {
                         key: value_head.0.key,
                         flags: value_head.0.flags,
@@ -531,13 +533,14 @@ impl ResponseDecoder {
         self.lines.clear();
     }
 
-    /// Parses a `VALUE` line and checks it against the keys asked for.
+    /// Parses a `VALUE` line and checks it against the keys asked for: the value (without
+    /// its data), the data's length and the index of its key in `keys`.
     fn value_line(
-        &mut self,
+        &self,
         line: &[u8],
         keys: &[Key],
         with_cas: bool,
-    ) -> Result<(Value, usize), DecodeError> {
+    ) -> Result<(Value, usize, usize), DecodeError> {
         let mut t = Tokens::new(line);
         if t.next() != Some(b"VALUE") {
             return Err(unexpected("VALUE or END", line));
@@ -561,7 +564,6 @@ impl ResponseDecoder {
                 reason: "VALUE for a key not asked for (or out of order)",
             })?;
         let index = self.next_key + offset;
-        self.next_key = index + 1;
         let len = parse_len(len, self.limits.max_value_len)?;
         Ok((
             Value {
@@ -571,6 +573,7 @@ impl ResponseDecoder {
                 data: Bytes::new(),
             },
             len,
+            index,
         ))
     }
 

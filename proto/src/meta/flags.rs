@@ -66,6 +66,9 @@ impl fmt::Debug for Opaque {
     }
 }
 
+/// Most flag tokens memcached 1.6.18 accepts on one meta request (1.6.40+ accepts 18).
+pub const MAX_META_FLAGS: usize = 17;
+
 /// Flags of a meta get (`mg`).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct MetaGetFlags {
@@ -131,11 +134,12 @@ impl MetaSetMode {
 
     fn from_token(t: &[u8]) -> Option<Self> {
         match t {
-            b"S" | b"s" => Some(MetaSetMode::Set),
-            b"E" | b"e" => Some(MetaSetMode::Add),
-            b"R" | b"r" => Some(MetaSetMode::Replace),
-            b"A" | b"a" => Some(MetaSetMode::Append),
-            b"P" | b"p" => Some(MetaSetMode::Prepend),
+            // Upper case only, as memcached (`Ms` -> `CLIENT_ERROR invalid mode for ms M token`).
+            b"S" => Some(MetaSetMode::Set),
+            b"E" => Some(MetaSetMode::Add),
+            b"R" => Some(MetaSetMode::Replace),
+            b"A" => Some(MetaSetMode::Append),
+            b"P" => Some(MetaSetMode::Prepend),
             _ => None,
         }
     }
@@ -288,6 +292,26 @@ fn put_opaque(buf: &mut impl BufMut, opaque: &Option<Opaque>) {
 }
 
 impl MetaGetFlags {
+    /// How many flag tokens these flags take (the `b` of a binary key not included).
+    pub fn token_count(&self) -> usize {
+        usize::from(self.vivify.is_some())
+            + usize::from(self.recache.is_some())
+            + usize::from(self.touch.is_some())
+            + usize::from(self.new_cas.is_some())
+            + usize::from(self.compare_cas.is_some())
+            + usize::from(self.opaque.is_some())
+            + usize::from(self.cas)
+            + usize::from(self.client_flags)
+            + usize::from(self.hit)
+            + usize::from(self.key)
+            + usize::from(self.last_access)
+            + usize::from(self.size)
+            + usize::from(self.ttl)
+            + usize::from(self.no_lru_bump)
+            + usize::from(self.value)
+            + usize::from(self.quiet)
+    }
+
     pub(crate) fn encode(&self, buf: &mut impl BufMut) {
         put_signed(buf, b'N', self.vivify);
         put_signed(buf, b'R', self.recache);
@@ -331,6 +355,22 @@ impl MetaGetFlags {
 }
 
 impl MetaSetFlags {
+    /// How many flag tokens these flags take (the `b` of a binary key not included).
+    pub fn token_count(&self) -> usize {
+        usize::from(self.mode.is_some())
+            + usize::from(self.ttl.is_some())
+            + usize::from(self.client_flags.is_some())
+            + usize::from(self.compare_cas.is_some())
+            + usize::from(self.new_cas.is_some())
+            + usize::from(self.vivify.is_some())
+            + usize::from(self.opaque.is_some())
+            + usize::from(self.invalidate)
+            + usize::from(self.cas)
+            + usize::from(self.key)
+            + usize::from(self.size)
+            + usize::from(self.quiet)
+    }
+
     pub(crate) fn encode(&self, buf: &mut impl BufMut) {
         if let Some(m) = self.mode {
             buf.put_slice(&[b' ', b'M', m.letter()]);
@@ -371,6 +411,18 @@ impl MetaSetFlags {
 }
 
 impl MetaDeleteFlags {
+    /// How many flag tokens these flags take (the `b` of a binary key not included).
+    pub fn token_count(&self) -> usize {
+        usize::from(self.compare_cas.is_some())
+            + usize::from(self.new_cas.is_some())
+            + usize::from(self.ttl.is_some())
+            + usize::from(self.opaque.is_some())
+            + usize::from(self.invalidate)
+            + usize::from(self.remove_value)
+            + usize::from(self.key)
+            + usize::from(self.quiet)
+    }
+
     pub(crate) fn encode(&self, buf: &mut impl BufMut) {
         put_num(buf, b'C', self.compare_cas);
         put_num(buf, b'E', self.new_cas);
@@ -398,6 +450,23 @@ impl MetaDeleteFlags {
 }
 
 impl MetaArithmeticFlags {
+    /// How many flag tokens these flags take (the `b` of a binary key not included).
+    pub fn token_count(&self) -> usize {
+        usize::from(self.mode.is_some())
+            + usize::from(self.delta.is_some())
+            + usize::from(self.vivify.is_some())
+            + usize::from(self.initial.is_some())
+            + usize::from(self.ttl.is_some())
+            + usize::from(self.compare_cas.is_some())
+            + usize::from(self.new_cas.is_some())
+            + usize::from(self.opaque.is_some())
+            + usize::from(self.cas)
+            + usize::from(self.key)
+            + usize::from(self.return_ttl)
+            + usize::from(self.value)
+            + usize::from(self.quiet)
+    }
+
     pub(crate) fn encode(&self, buf: &mut impl BufMut) {
         if let Some(m) = self.mode {
             buf.put_slice(match m {
@@ -423,8 +492,9 @@ impl MetaArithmeticFlags {
         match letter {
             b'M' => {
                 let mode = match arg {
-                    b"I" | b"i" | b"+" => MetaArithmeticMode::Increment,
-                    b"D" | b"d" | b"-" => MetaArithmeticMode::Decrement,
+                    // Upper case only, as memcached.
+                    b"I" | b"+" => MetaArithmeticMode::Increment,
+                    b"D" | b"-" => MetaArithmeticMode::Decrement,
                     _ => return Err(FlagError::Invalid),
                 };
                 set_once(&mut self.mode, mode)
@@ -603,6 +673,96 @@ where
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn every_flag_at_once_fits_the_servers_limit() {
+        // With every flag set, an opaque and the `b` of a binary key, no request passes the
+        // 17 tokens memcached 1.6.18 accepts: the typed flags cannot build a refused request.
+        let o = Some(Opaque::from_u32(1));
+        let mg = MetaGetFlags {
+            vivify: Some(1),
+            recache: Some(1),
+            touch: Some(1),
+            new_cas: Some(1),
+            compare_cas: Some(1),
+            cas: true,
+            client_flags: true,
+            hit: true,
+            key: true,
+            last_access: true,
+            size: true,
+            ttl: true,
+            no_lru_bump: true,
+            value: true,
+            opaque: o,
+            quiet: true,
+        };
+        let ms = MetaSetFlags {
+            mode: Some(MetaSetMode::Append),
+            ttl: Some(1),
+            client_flags: Some(1),
+            compare_cas: Some(1),
+            new_cas: Some(1),
+            invalidate: true,
+            vivify: Some(1),
+            cas: true,
+            key: true,
+            size: true,
+            opaque: o,
+            quiet: true,
+        };
+        let md = MetaDeleteFlags {
+            compare_cas: Some(1),
+            new_cas: Some(1),
+            invalidate: true,
+            ttl: Some(1),
+            remove_value: true,
+            key: true,
+            opaque: o,
+            quiet: true,
+        };
+        let ma = MetaArithmeticFlags {
+            mode: Some(MetaArithmeticMode::Decrement),
+            delta: Some(1),
+            vivify: Some(1),
+            initial: Some(1),
+            ttl: Some(1),
+            compare_cas: Some(1),
+            new_cas: Some(1),
+            cas: true,
+            key: true,
+            return_ttl: true,
+            value: true,
+            opaque: o,
+            quiet: true,
+        };
+        for (name, count, encoded) in [
+            ("mg", mg.token_count(), {
+                let mut b = Vec::new();
+                mg.encode(&mut b);
+                b
+            }),
+            ("ms", ms.token_count(), {
+                let mut b = Vec::new();
+                ms.encode(&mut b);
+                b
+            }),
+            ("md", md.token_count(), {
+                let mut b = Vec::new();
+                md.encode(&mut b);
+                b
+            }),
+            ("ma", ma.token_count(), {
+                let mut b = Vec::new();
+                ma.encode(&mut b);
+                b
+            }),
+        ] {
+            let tokens = encoded.iter().filter(|&&c| c == b' ').count();
+            assert_eq!(count, tokens, "{name}: token_count matches the encoding");
+            assert!(count < MAX_META_FLAGS, "{name}: {count} flags + b");
+        }
+    }
 
     #[test]
     fn opaque_limits() {

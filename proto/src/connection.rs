@@ -216,17 +216,20 @@ impl Connection {
         request.encode_unchecked(&mut self.out);
         self.next_id += 1;
         let silent = request.is_silent();
-        if request == Request::Quit {
+        let quit = request == Request::Quit;
+        if quit {
             self.state = State::Quitting;
         }
-        self.needs_sync = silent && request != Request::Quit;
+        self.needs_sync = silent && !quit;
+        let command = request.command_name();
+        let data_block = request.has_data_block();
         self.pending.push_back(Pending {
             id,
             internal: false,
-            expect: Expect::of(&request),
+            expect: Expect::take(request),
             silent,
-            command: request.command_name(),
-            data_block: request.has_data_block(),
+            command,
+            data_block,
             opaque: is_meta.then_some(opaque),
             user_opaque,
             abandoned: false,

@@ -51,6 +51,7 @@ pub mod key;
 pub mod meta;
 pub mod request;
 pub mod response;
+pub mod ring;
 pub mod text;
 pub mod wire;
 
@@ -66,4 +67,5 @@ pub use request::Request;
 pub use response::{
     ErrorKind, Expect, MetaResponse, MetaStatus, Response, ResponseDecoder, Stat, Value,
 };
+pub use ring::{Failover, HashMode, HealthPolicy, KeyHash, Ring, RingError, Routed, ServerSpec};
 pub use wire::Limits;

@@ -192,6 +192,17 @@ pub enum Expect {
 }
 
 impl Expect {
+    /// Like [`Expect::of`], moving the keys out of the request instead of cloning them.
+    pub fn take(request: Request) -> Option<Expect> {
+        match request {
+            Request::Retrieve(r) => Some(Expect::Values {
+                cas: r.command.with_cas(),
+                keys: r.keys,
+            }),
+            other => Expect::of(&other),
+        }
+    }
+
     /// What `request` expects back, or `None` if it expects nothing (`noreply`, `quit`).
     /// Quiet meta requests have an expectation: they answer on a miss or an error.
     pub fn of(request: &Request) -> Option<Expect> {

@@ -3,7 +3,11 @@
 
 use crate::transport::{connect, Endpoint, Stream};
 use crate::Settings;
+use async_io::Timer;
 use bytes::Bytes;
+use futures_channel::{mpsc, oneshot};
+use futures_core::Stream as _;
+use futures_io::{AsyncRead, AsyncWrite};
 use mcache_proto::{Connection, Error, PoisonReason, Request, RequestId, Response};
 use std::collections::VecDeque;
 use std::future::{poll_fn, Future as _};
@@ -11,10 +15,6 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Instant;
-use futures_io::{AsyncRead, AsyncWrite};
-use futures_core::Stream as _;
-use futures_channel::{mpsc, oneshot};
-use async_io::Timer;
 
 /// A caller's request and where its reply goes.
 pub(crate) struct Command {
@@ -96,6 +96,8 @@ struct Driver<'a> {
     rx_closed: bool,
     waiters: VecDeque<(RequestId, oneshot::Sender<Result<Response, Error>>)>,
     out: Bytes,
+    /// Bytes went to the stream and no flush has completed since: a TLS stream may hold some.
+    unflushed: bool,
     scratch: Box<[u8]>,
     timer: Timer,
     timer_at: Option<Instant>,
@@ -114,6 +116,7 @@ impl<'a> Driver<'a> {
             rx_closed: false,
             waiters: VecDeque::new(),
             out: Bytes::new(),
+            unflushed: false,
             scratch: vec![0u8; READ_CHUNK].into_boxed_slice(),
             timer: Timer::never(),
             timer_at: None,
@@ -184,7 +187,12 @@ impl<'a> Driver<'a> {
             if self.out.is_empty() {
                 match self.conn.take_transmit(Instant::now()) {
                     Some(b) => self.out = b,
-                    None => return progress,
+                    None => {
+                        if self.unflushed && self.flush(cx) {
+                            return true;
+                        }
+                        return progress;
+                    }
                 }
             }
             match Pin::new(&mut self.stream).poll_write(cx, &self.out) {
@@ -208,13 +216,29 @@ impl<'a> Driver<'a> {
                 }
             }
             if self.out.is_empty() {
-                if let Poll::Ready(Err(e)) = Pin::new(&mut self.stream).poll_flush(cx) {
-                    tracing::debug!(error = %e, "flush failed");
-                    self.conn.poison(PoisonReason::Closed);
+                self.unflushed = true;
+                if self.flush(cx) {
                     return true;
                 }
             }
         }
+    }
+
+    /// Flushes the stream. A TLS stream takes bytes into its own buffer even when the socket
+    /// is full, and sends them only on a flush or a later write: a flush that returned
+    /// `Pending` is retried when the socket drains, even if nothing new is to be written.
+    /// Returns whether the connection failed.
+    fn flush(&mut self, cx: &mut Context<'_>) -> bool {
+        match Pin::new(&mut self.stream).poll_flush(cx) {
+            Poll::Ready(Ok(())) => self.unflushed = false,
+            Poll::Ready(Err(e)) => {
+                tracing::debug!(error = %e, "flush failed");
+                self.conn.poison(PoisonReason::Closed);
+                return true;
+            }
+            Poll::Pending => {}
+        }
+        false
     }
 
     /// Reads what the socket has and feeds the connection.

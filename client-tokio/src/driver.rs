@@ -88,6 +88,8 @@ struct Driver<'a> {
     rx_closed: bool,
     waiters: VecDeque<(RequestId, oneshot::Sender<Result<Response, Error>>)>,
     out: Bytes,
+    /// Bytes went to the stream and no flush has completed since: a TLS stream may hold some.
+    unflushed: bool,
     rbuf: BytesMut,
     timer: Pin<Box<Sleep>>,
     timer_at: Option<Instant>,
@@ -106,6 +108,7 @@ impl<'a> Driver<'a> {
             rx_closed: false,
             waiters: VecDeque::new(),
             out: Bytes::new(),
+            unflushed: false,
             rbuf: BytesMut::with_capacity(READ_CHUNK),
             timer: Box::pin(tokio::time::sleep(std::time::Duration::ZERO)),
             timer_at: None,
@@ -176,7 +179,12 @@ impl<'a> Driver<'a> {
             if self.out.is_empty() {
                 match self.conn.take_transmit(Instant::now()) {
                     Some(b) => self.out = b,
-                    None => return progress,
+                    None => {
+                        if self.unflushed && self.flush(cx) {
+                            return true;
+                        }
+                        return progress;
+                    }
                 }
             }
             match Pin::new(&mut self.stream).poll_write(cx, &self.out) {
@@ -200,13 +208,29 @@ impl<'a> Driver<'a> {
                 }
             }
             if self.out.is_empty() {
-                if let Poll::Ready(Err(e)) = Pin::new(&mut self.stream).poll_flush(cx) {
-                    tracing::debug!(error = %e, "flush failed");
-                    self.conn.poison(PoisonReason::Closed);
+                self.unflushed = true;
+                if self.flush(cx) {
                     return true;
                 }
             }
         }
+    }
+
+    /// Flushes the stream. A TLS stream takes bytes into its own buffer even when the socket
+    /// is full, and sends them only on a flush or a later write: a flush that returned
+    /// `Pending` is retried when the socket drains, even if nothing new is to be written.
+    /// Returns whether the connection failed.
+    fn flush(&mut self, cx: &mut Context<'_>) -> bool {
+        match Pin::new(&mut self.stream).poll_flush(cx) {
+            Poll::Ready(Ok(())) => self.unflushed = false,
+            Poll::Ready(Err(e)) => {
+                tracing::debug!(error = %e, "flush failed");
+                self.conn.poison(PoisonReason::Closed);
+                return true;
+            }
+            Poll::Pending => {}
+        }
+        false
     }
 
     /// Reads what the socket has and feeds the connection.

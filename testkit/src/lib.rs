@@ -49,6 +49,9 @@ mod error;
 mod server;
 mod tempdir;
 
+#[cfg(feature = "suite")]
+pub mod suite;
+
 pub use error::TestkitError;
 pub use server::{Memcached, MemcachedBuilder, Readiness, BINARY_ENV_VAR};
 pub use tempdir::{write_auth_file, TempDir};

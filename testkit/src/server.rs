@@ -412,7 +412,8 @@ impl Memcached {
     }
 
     /// Freezes the process with SIGSTOP. The kernel still completes TCP handshakes for it, so
-    /// connecting succeeds, but nothing is answered until [`cont`](Self::cont).
+    /// connecting succeeds, but nothing is answered until [`cont`](Self::cont). Returns once
+    /// every thread of the process is stopped (on Linux; up to 2 s).
     ///
     /// # Errors
     ///
@@ -438,6 +439,11 @@ impl Memcached {
             .map_err(|_| TestkitError::InvalidArgument(format!("pid {}", process.pid)))?;
         // The child has not been reaped (it is running), so its pid cannot have been reused.
         signal::kill(Pid::from_raw(pid), sig)?;
+        if sig == Signal::SIGSTOP {
+            // kill(2) returns before every thread has stopped: a worker thread can still
+            // answer a request for a moment. Wait until all of them are stopped.
+            wait_all_threads_stopped(process.pid);
+        }
         tracing::debug!(pid, signal = ?sig, "signalled memcached");
         Ok(())
     }
@@ -614,6 +620,35 @@ impl Process {
             Err(e) => return Err(e),
         }
         self.child.wait().map(drop)
+    }
+}
+
+/// How long [`Memcached::stop`] waits for every thread of the process to be stopped.
+const STOP_WAIT: Duration = Duration::from_secs(2);
+
+/// Waits (up to [`STOP_WAIT`]) until every thread of `pid` is in the stopped state, as
+/// `/proc/<pid>/task/*/stat` shows it. Returns at once where `/proc` is not available.
+fn wait_all_threads_stopped(pid: u32) {
+    let tasks = PathBuf::from(format!("/proc/{pid}/task"));
+    let deadline = Instant::now() + STOP_WAIT;
+    loop {
+        let Ok(entries) = fs::read_dir(&tasks) else {
+            return;
+        };
+        let all_stopped = entries.flatten().all(|task| {
+            fs::read_to_string(task.path().join("stat"))
+                .ok()
+                // The state follows the command name, which is in parentheses.
+                .and_then(|stat| {
+                    let rest = &stat[stat.rfind(')')? + 1..];
+                    rest.split_whitespace().next().map(|s| s == "T" || s == "t")
+                })
+                .unwrap_or(true)
+        });
+        if all_stopped || Instant::now() >= deadline {
+            return;
+        }
+        thread::sleep(Duration::from_millis(1));
     }
 }
 

@@ -1,0 +1,73 @@
+//! The suite's harness for mcache-tokio: a multi-threaded tokio runtime per test.
+
+use mcache_testkit::suite::{ClientOptions, Harness};
+use mcache_tokio::{Client, Error};
+use std::future::Future;
+use std::time::Duration;
+
+/// mcache-tokio on a multi-threaded tokio runtime.
+pub(crate) struct Tokio;
+
+impl Harness for Tokio {
+    type Client = Client;
+    const NAME: &'static str = "tokio";
+
+    async fn build(o: ClientOptions) -> Result<Client, Error> {
+        let mut b = Client::builder()
+            .server(o.server)
+            .connections(o.connections)
+            .request_timeout(o.request_timeout)
+            .read_timeout(o.read_timeout)
+            .connect_timeout(o.connect_timeout)
+            .backoff(o.backoff.0, o.backoff.1);
+        if let Some(n) = o.max_value_len {
+            b = b.max_value_len(n);
+        }
+        if let Some((user, pass)) = o.auth {
+            b = b.auth(user, pass);
+        }
+        if let Some(tls) = o.tls {
+            #[cfg(feature = "tls")]
+            {
+                let mut config =
+                    mcache_tokio::tls::TlsConfig::with_root_certificates_pem(&tls.root_pem)
+                        .map_err(|e| Error::Io(format!("root certificates: {e}")))?;
+                if let Some(name) = tls.server_name {
+                    config = config.server_name(name);
+                }
+                b = b.tls(config);
+            }
+            #[cfg(not(feature = "tls"))]
+            panic!("TLS asked of mcache-tokio built without the `tls` feature: {tls:?}");
+        }
+        b.build().await
+    }
+
+    async fn connect(server: String) -> Result<Client, Error> {
+        Client::connect(server).await
+    }
+
+    fn spawn<T: Send + 'static>(
+        task: impl Future<Output = T> + Send + 'static,
+    ) -> impl Future<Output = T> + Send + 'static {
+        let handle = tokio::spawn(task);
+        async move {
+            handle
+                .await
+                .expect("the suite catches panics inside its tasks")
+        }
+    }
+
+    fn sleep(d: Duration) -> impl Future<Output = ()> + Send + 'static {
+        tokio::time::sleep(d)
+    }
+
+    fn block_on<T>(case: impl Future<Output = T>) -> T {
+        tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(4)
+            .enable_all()
+            .build()
+            .expect("tokio runtime")
+            .block_on(case)
+    }
+}

@@ -1,0 +1,359 @@
+//! The integration suite every client adapter runs (feature `suite`).
+//!
+//! Each case is an `async fn` generic over a [`Harness`]: how an adapter builds a client from
+//! [`ClientOptions`], and how its runtime spawns, sleeps and blocks. The client only has to
+//! implement [`Memcache`] (plus `Clone + Send + Sync + 'static`), so the same cases run against
+//! mcache-tokio, mcache-async-std on async-std, and mcache-async-std under smol.
+//!
+//! An adapter's test file implements [`Harness`] and expands [`suite_tests!`](crate::suite_tests)
+//! (one `#[test]` per case) and, with TLS, [`tls_suite_tests!`](crate::tls_suite_tests):
+//!
+//! ```ignore
+//! struct Tokio;
+//! impl mcache_testkit::suite::Harness for Tokio { /* build, spawn, sleep, block_on */ }
+//! mcache_testkit::suite_tests!(Tokio);
+//! ```
+//!
+//! Every case starts its own memcached. Timeouts in the cases are hang guards only: no
+//! assertion depends on how fast anything is.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod cancel;
+mod commands;
+mod faults;
+mod tls;
+mod transports;
+
+pub use cancel::cancellation;
+pub use commands::{
+    arithmetic, binary_keys, delete_touch_flush, dropping_the_client_closes_connections,
+    invalid_keys_are_never_sent, meta_commands, meta_quiet_batches, pipelined_load, retrieval,
+    server_commands, storage, value_over_client_limit, value_over_client_limit_from_server,
+    value_over_server_limit,
+};
+pub use faults::{server_killed_and_restarted, server_stopped_and_continued};
+pub use tls::{
+    tls_plaintext_client_fails, tls_roundtrip, tls_untrusted_certificates_fail,
+    tls_writes_resume_after_stall, TestCertificate, TlsMemcached,
+};
+pub use transports::{ascii_auth, unix_socket};
+
+use crate::Memcached;
+use futures_lite::FutureExt;
+use mcache_proto::{Error, Memcache, MetaGetFlags, Stat};
+use std::future::Future;
+use std::panic::AssertUnwindSafe;
+use std::time::Duration;
+
+/// How an adapter plugs into the suite: its client, how to build one, and its runtime.
+pub trait Harness: Sized + Send + Sync + 'static {
+    /// The adapter's client.
+    type Client: Memcache + Clone + Send + Sync + 'static;
+
+    /// A short name for messages (`"tokio"`, `"async-std"`, `"smol"`).
+    const NAME: &'static str;
+
+    /// Builds a client through the adapter's builder, applying every option.
+    fn build(options: ClientOptions) -> impl Future<Output = Result<Self::Client, Error>>;
+
+    /// `Client::connect(server)`: one server, default settings.
+    fn connect(server: String) -> impl Future<Output = Result<Self::Client, Error>>;
+
+    /// Spawns a task on the runtime; the returned future yields its output.
+    fn spawn<T: Send + 'static>(
+        task: impl Future<Output = T> + Send + 'static,
+    ) -> impl Future<Output = T> + Send + 'static;
+
+    /// Sleeps on the runtime's timer.
+    fn sleep(d: Duration) -> impl Future<Output = ()> + Send + 'static;
+
+    /// Runs a case to completion on a fresh runtime (the body of each `#[test]`).
+    fn block_on<T>(case: impl Future<Output = T>) -> T;
+}
+
+/// Everything the suite sets on an adapter's builder.
+#[derive(Debug, Clone)]
+pub struct ClientOptions {
+    /// `host:port` or `unix:/path`.
+    pub server: String,
+    /// `Builder::connections`.
+    pub connections: usize,
+    /// `Builder::request_timeout`.
+    pub request_timeout: Option<Duration>,
+    /// `Builder::read_timeout`.
+    pub read_timeout: Option<Duration>,
+    /// `Builder::connect_timeout`.
+    pub connect_timeout: Duration,
+    /// `Builder::backoff(min, max)`.
+    pub backoff: (Duration, Duration),
+    /// `Builder::max_value_len`, if set.
+    pub max_value_len: Option<usize>,
+    /// `Builder::auth(user, pass)`, if set.
+    pub auth: Option<(String, String)>,
+    /// `Builder::tls(..)`, if set (adapters built without TLS must refuse it).
+    pub tls: Option<TlsOptions>,
+}
+
+/// TLS settings for [`ClientOptions::tls`].
+#[derive(Debug, Clone)]
+pub struct TlsOptions {
+    /// PEM certificates to trust (`TlsConfig::with_root_certificates_pem`); may be empty.
+    pub root_pem: Vec<u8>,
+    /// `TlsConfig::server_name`, if set.
+    pub server_name: Option<String>,
+}
+
+impl ClientOptions {
+    /// Options for `server` with the suite's defaults: 2 connections, 5 s request and read
+    /// timeouts and 2 s connect timeout (hang guards), quick reconnects (20 ms to 500 ms).
+    pub fn new(server: impl Into<String>) -> Self {
+        ClientOptions {
+            server: server.into(),
+            connections: 2,
+            request_timeout: Some(Duration::from_secs(5)),
+            read_timeout: Some(Duration::from_secs(5)),
+            connect_timeout: Duration::from_secs(2),
+            backoff: (Duration::from_millis(20), Duration::from_millis(500)),
+            max_value_len: None,
+            auth: None,
+            tls: None,
+        }
+    }
+
+    /// Options for a server started by the testkit (TCP or unix socket).
+    pub fn for_server(mc: &Memcached) -> Self {
+        match mc.socket_path() {
+            Some(path) => ClientOptions::new(format!("unix:{}", path.display())),
+            None => ClientOptions::new(mc.host_port_string()),
+        }
+    }
+}
+
+/// Runs one case under a hang guard (60 s): the body of every generated `#[test]`.
+///
+/// The case is boxed: executors pass the future they run by value through many layers of
+/// calls, and in debug builds each layer keeps copies of it on the test thread's stack.
+pub fn run_case<H: Harness>(name: &str, case: impl Future<Output = ()>) {
+    let what = format!("{} case `{name}`", H::NAME);
+    H::block_on(Box::pin(guard::<H, _>(
+        &what,
+        Duration::from_secs(60),
+        case,
+    )));
+}
+
+/// Awaits `f`, or panics if it takes longer than `limit`: a hang guard, not a speed check.
+pub(crate) async fn guard<H: Harness, T>(
+    what: &str,
+    limit: Duration,
+    f: impl Future<Output = T>,
+) -> T {
+    let r = futures_lite::future::or(async { Some(f.await) }, async {
+        H::sleep(limit).await;
+        None
+    })
+    .await;
+    match r {
+        Some(v) => v,
+        None => panic!("{what}: still not finished after {limit:?} (hang)"),
+    }
+}
+
+/// Spawns `task`, catching a panic as `Err(message)` so that cases can count panics.
+pub(crate) fn spawn_catch<H: Harness, T: Send + 'static>(
+    task: impl Future<Output = T> + Send + 'static,
+) -> impl Future<Output = Result<T, String>> + Send + 'static {
+    H::spawn(async move {
+        AssertUnwindSafe(task)
+            .catch_unwind()
+            .await
+            .map_err(|p| panic_message(&*p))
+    })
+}
+
+fn panic_message(p: &(dyn std::any::Any + Send)) -> String {
+    if let Some(s) = p.downcast_ref::<&str>() {
+        (*s).to_string()
+    } else if let Some(s) = p.downcast_ref::<String>() {
+        s.clone()
+    } else {
+        "panic with a non-string payload".to_string()
+    }
+}
+
+/// Starts a default memcached or panics with the testkit's explanation.
+pub(crate) fn start_memcached() -> Memcached {
+    Memcached::start().unwrap_or_else(|e| panic!("could not start memcached: {e}"))
+}
+
+/// Builds a client or panics.
+pub(crate) async fn client<H: Harness>(options: ClientOptions) -> H::Client {
+    let server = options.server.clone();
+    H::build(options)
+        .await
+        .unwrap_or_else(|e| panic!("{}: client for {server} failed to build: {e}", H::NAME))
+}
+
+/// The value of the `stats` counter `name`.
+pub(crate) fn stat(stats: &[Stat], name: &str) -> u64 {
+    let s = stats
+        .iter()
+        .find(|s| s.name == name.as_bytes())
+        .unwrap_or_else(|| panic!("no stat {name} in the reply"));
+    std::str::from_utf8(&s.value)
+        .ok()
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or_else(|| panic!("stat {name} is not a number: {:?}", s.value))
+}
+
+/// Whether an error is one a caller may get when the server is gone or unresponsive.
+pub(crate) fn is_outage(e: &Error) -> bool {
+    matches!(e, Error::Poisoned(_) | Error::Io(_) | Error::Timeout)
+}
+
+/// Polls `op` (with a short sleep between tries, up to about 10 s) until it succeeds; every
+/// failure on the way must be an outage error.
+pub(crate) async fn until_ok<H: Harness, T, F, Fut>(what: &str, mut op: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<T, Error>>,
+{
+    let mut last = None;
+    for _ in 0..200 {
+        match op().await {
+            Ok(v) => return v,
+            Err(e) => {
+                assert!(
+                    is_outage(&e),
+                    "{what}: unexpected error while recovering: {e:?}"
+                );
+                last = Some(e);
+            }
+        }
+        H::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("{what}: no success after 200 tries; last error {last:?}");
+}
+
+/// Polls `op` until it succeeds 10 times in a row (so that every connection of a client is
+/// back), with a short sleep after each failure, up to 200 failures; every failure must be an
+/// outage error.
+pub(crate) async fn until_streak<H: Harness, F, Fut>(what: &str, mut op: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<(), Error>>,
+{
+    let (mut streak, mut failures) = (0, 0);
+    while streak < 10 {
+        match op().await {
+            Ok(()) => streak += 1,
+            Err(e) => {
+                assert!(
+                    is_outage(&e),
+                    "{what}: unexpected error while recovering: {e:?}"
+                );
+                streak = 0;
+                failures += 1;
+                assert!(
+                    failures < 200,
+                    "{what}: still failing after 200 tries: {e:?}"
+                );
+                H::sleep(Duration::from_millis(50)).await;
+            }
+        }
+    }
+}
+
+/// Some traffic from 8 tasks, each checking its own values.
+pub(crate) async fn traffic<H: Harness>(c: &H::Client, prefix: &str) {
+    let mut tasks = Vec::new();
+    for t in 0..8 {
+        let c = c.clone();
+        let prefix = prefix.to_string();
+        tasks.push(spawn_catch::<H, _>(async move {
+            for i in 0..100 {
+                let k = format!("{prefix}:{t}:{}", i % 10);
+                let v = format!("{k}={i}");
+                c.set(k.as_str(), v.clone(), 0).await.unwrap();
+                assert_eq!(
+                    c.get(k.as_str()).await.unwrap().map(|v| v.data),
+                    Some(v.clone().into())
+                );
+                let m = c
+                    .meta_get(
+                        k.as_str(),
+                        MetaGetFlags {
+                            value: true,
+                            ..Default::default()
+                        },
+                    )
+                    .await
+                    .unwrap();
+                assert_eq!(m.value, Some(v.into()));
+            }
+        }));
+    }
+    for t in tasks {
+        guard::<H, _>("traffic task", Duration::from_secs(30), t)
+            .await
+            .unwrap_or_else(|p| panic!("task panicked: {p}"));
+    }
+}
+
+/// Expands to one `#[test]` per case of the suite (TLS cases aside) for the [`Harness`] `$h`.
+///
+/// ```ignore
+/// mcache_testkit::suite_tests!(Tokio);
+/// ```
+#[macro_export]
+macro_rules! suite_tests {
+    ($h:ty) => {
+        $crate::suite_tests!(@cases $h;
+            retrieval,
+            storage,
+            delete_touch_flush,
+            arithmetic,
+            server_commands,
+            meta_commands,
+            meta_quiet_batches,
+            binary_keys,
+            value_over_client_limit,
+            value_over_client_limit_from_server,
+            value_over_server_limit,
+            invalid_keys_are_never_sent,
+            pipelined_load,
+            dropping_the_client_closes_connections,
+            cancellation,
+            server_killed_and_restarted,
+            server_stopped_and_continued,
+            unix_socket,
+            ascii_auth,
+        );
+    };
+    (@cases $h:ty; $($case:ident),* $(,)?) => {
+        $(
+            #[test]
+            fn $case() {
+                $crate::suite::run_case::<$h>(
+                    stringify!($case),
+                    $crate::suite::$case::<$h>(),
+                );
+            }
+        )*
+    };
+}
+
+/// Expands to one `#[test]` per TLS case of the suite for the [`Harness`] `$h` (whose
+/// `build` must honour [`ClientOptions::tls`]).
+#[macro_export]
+macro_rules! tls_suite_tests {
+    ($h:ty) => {
+        $crate::suite_tests!(@cases $h;
+            tls_roundtrip,
+            tls_untrusted_certificates_fail,
+            tls_plaintext_client_fails,
+            tls_writes_resume_after_stall,
+        );
+    };
+}

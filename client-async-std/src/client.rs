@@ -4,11 +4,11 @@
 use crate::driver::{self, Command};
 use crate::transport::{connect, Endpoint};
 use crate::Settings;
+use futures_channel::{mpsc, oneshot};
 use mcache_proto::{ConnectionConfig, Error, Limits, Memcache, Request, Response};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
-use futures_channel::{mpsc, oneshot};
 
 /// A memcached client. Clone it freely: clones share the connections.
 ///
@@ -162,23 +162,21 @@ impl Client {
         let conns = &self.inner.connections;
         let i = self.inner.next.fetch_add(1, Ordering::Relaxed) % conns.len();
         let (tx, rx) = oneshot::channel();
+        // The connection task enforces the deadline: it fails the caller with `Timeout` and
+        // abandons the request, whose reply is then read and dropped.
+        let deadline = self
+            .inner
+            .request_timeout
+            .map(|d| std::time::Instant::now() + d);
         conns[i]
-            .unbounded_send(Command { request, reply: tx })
+            .unbounded_send(Command {
+                request,
+                reply: tx,
+                deadline,
+            })
             .map_err(|_| Error::Io("client shut down".into()))?;
-        let reply = async {
-            rx.await
-                .unwrap_or_else(|_| Err(Error::Io("connection task ended".into())))
-        };
-        match self.inner.request_timeout {
-            Some(d) => {
-                let timeout = async {
-                    async_io::Timer::after(d).await;
-                    Err(Error::Timeout)
-                };
-                futures_lite::future::or(reply, timeout).await
-            }
-            None => reply.await,
-        }
+        rx.await
+            .unwrap_or_else(|_| Err(Error::Io("connection task ended".into())))
     }
 }
 

@@ -56,4 +56,6 @@ fn spawn(f: impl std::future::Future<Output = ()> + Send + 'static) {
 }
 
 #[cfg(not(any(feature = "async-std", feature = "smol")))]
-compile_error!("mcache-async-std needs the `async-std` or the `smol` feature to spawn its connection tasks");
+compile_error!(
+    "mcache-async-std needs the `async-std` or the `smol` feature to spawn its connection tasks"
+);

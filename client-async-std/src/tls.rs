@@ -2,10 +2,10 @@
 //! given here, for the server's host name (or the name set with [`TlsConfig::server_name`]).
 
 use crate::transport::Stream;
-use std::io;
-use std::sync::Arc;
 use async_net::TcpStream;
 use futures_rustls::rustls::{self, pki_types};
+use std::io;
+use std::sync::Arc;
 
 /// How to open TLS connections.
 #[derive(Clone)]
@@ -36,7 +36,8 @@ impl TlsConfig {
         use pki_types::pem::PemObject;
         let mut roots = rustls::RootCertStore::empty();
         for cert in pki_types::CertificateDer::pem_slice_iter(pem) {
-            let cert = cert.map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e.to_string()))?;
+            let cert =
+                cert.map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e.to_string()))?;
             roots
                 .add(cert)
                 .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))?;

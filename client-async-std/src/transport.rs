@@ -2,18 +2,18 @@
 //! `TCP_NODELAY`, memcached's ASCII authentication.
 
 use crate::Settings;
-use mcache_proto::{Connection, Error, Key, Request, Response};
+use async_net::unix::UnixStream;
+use async_net::TcpStream;
+use futures_io::{AsyncRead, AsyncWrite};
+use futures_lite::{AsyncReadExt, AsyncWriteExt};
 use mcache_proto::text::request::{Store, StoreCommand};
+use mcache_proto::{Connection, Error, Key, Request, Response};
 use std::fmt;
 use std::io;
 use std::path::PathBuf;
 use std::pin::Pin;
 use std::task::{Context, Poll};
 use std::time::Instant;
-use async_net::unix::UnixStream;
-use async_net::TcpStream;
-use futures_io::{AsyncRead, AsyncWrite};
-use futures_lite::{AsyncReadExt, AsyncWriteExt};
 use tracing::Instrument;
 
 /// A memcached server address.
@@ -149,7 +149,10 @@ async fn open_inner(endpoint: &Endpoint, settings: &Settings) -> Result<Stream, 
             tcp.set_nodelay(true).map_err(|e| io_err(endpoint, e))?;
             #[cfg(feature = "tls")]
             if let Some(tls) = &settings.tls {
-                return tls.connect(addr, tcp).await.map_err(|e| io_err(endpoint, e));
+                return tls
+                    .connect(addr, tcp)
+                    .await
+                    .map_err(|e| io_err(endpoint, e));
             }
             let _ = settings;
             Ok(Stream::Tcp(tcp))

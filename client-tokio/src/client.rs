@@ -162,19 +162,21 @@ impl Client {
         let conns = &self.inner.connections;
         let i = self.inner.next.fetch_add(1, Ordering::Relaxed) % conns.len();
         let (tx, rx) = oneshot::channel();
+        // The connection task enforces the deadline: it fails the caller with `Timeout` and
+        // abandons the request, whose reply is then read and dropped.
+        let deadline = self
+            .inner
+            .request_timeout
+            .map(|d| std::time::Instant::now() + d);
         conns[i]
-            .send(Command { request, reply: tx })
+            .send(Command {
+                request,
+                reply: tx,
+                deadline,
+            })
             .map_err(|_| Error::Io("client shut down".into()))?;
-        let reply = async {
-            rx.await
-                .unwrap_or_else(|_| Err(Error::Io("connection task ended".into())))
-        };
-        match self.inner.request_timeout {
-            Some(d) => tokio::time::timeout(d, reply)
-                .await
-                .unwrap_or(Err(Error::Timeout)),
-            None => reply.await,
-        }
+        rx.await
+            .unwrap_or_else(|_| Err(Error::Io("connection task ended".into())))
     }
 }
 

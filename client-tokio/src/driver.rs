@@ -4,8 +4,7 @@
 use crate::transport::{connect, Endpoint, Stream};
 use crate::Settings;
 use bytes::{Bytes, BytesMut};
-use mcache_proto::{Connection, Error, PoisonReason, Request, RequestId, Response};
-use std::collections::VecDeque;
+use mcache_proto::{Connection, Error, PoisonReason, Request, Response, Waiters};
 use std::future::{poll_fn, Future as _};
 use std::pin::Pin;
 use std::sync::Arc;
@@ -19,6 +18,8 @@ use tokio::time::Sleep;
 pub(crate) struct Command {
     pub(crate) request: Request,
     pub(crate) reply: oneshot::Sender<Result<Response, Error>>,
+    /// When the caller stops waiting.
+    pub(crate) deadline: Option<Instant>,
 }
 
 /// How many rounds one poll may do before yielding to other tasks.
@@ -86,7 +87,7 @@ struct Driver<'a> {
     conn: Connection,
     rx: &'a mut mpsc::UnboundedReceiver<Command>,
     rx_closed: bool,
-    waiters: VecDeque<(RequestId, oneshot::Sender<Result<Response, Error>>)>,
+    waiters: Waiters<oneshot::Sender<Result<Response, Error>>>,
     out: Bytes,
     /// Bytes went to the stream and no flush has completed since: a TLS stream may hold some.
     unflushed: bool,
@@ -106,7 +107,7 @@ impl<'a> Driver<'a> {
             conn: Connection::new(settings.connection.clone()),
             rx,
             rx_closed: false,
-            waiters: VecDeque::new(),
+            waiters: Waiters::default(),
             out: Bytes::new(),
             unflushed: false,
             rbuf: BytesMut::with_capacity(READ_CHUNK),
@@ -120,7 +121,7 @@ impl<'a> Driver<'a> {
         let r = poll_fn(|cx| self.poll(cx)).await;
         if let Err(reason) = &r {
             // Whatever the connection did not answer fails now.
-            for (_, tx) in self.waiters.drain(..) {
+            for tx in self.waiters.drain() {
                 let _ = tx.send(Err(Error::Poisoned(reason.clone())));
             }
         }
@@ -159,7 +160,7 @@ impl<'a> Driver<'a> {
                         continue; // the caller gave up before anything was written
                     }
                     match self.conn.send(cmd.request) {
-                        Ok(id) => self.waiters.push_back((id, cmd.reply)),
+                        Ok(id) => self.waiters.push(id, cmd.deadline, cmd.reply),
                         Err(e) => {
                             let _ = cmd.reply.send(Err(e));
                         }
@@ -257,33 +258,58 @@ impl<'a> Driver<'a> {
     /// Hands each reply to the caller of the request it answers.
     fn deliver(&mut self) {
         while let Some((id, result)) = self.conn.poll_response() {
-            while self.waiters.front().is_some_and(|(w, _)| *w < id) {
-                self.waiters.pop_front();
-            }
-            if self.waiters.front().is_some_and(|(w, _)| *w == id) {
-                if let Some((_, tx)) = self.waiters.pop_front() {
-                    // A caller that gave up dropped its receiver: the reply is discarded.
-                    let _ = tx.send(result);
-                }
+            // A caller that gave up dropped its receiver: the reply is discarded.
+            if let Some(tx) = self.waiters.take(id) {
+                let _ = tx.send(result);
             }
         }
     }
 
-    /// Wakes the task at the connection's read deadline.
+    /// Wakes the task at the next deadline: the connection's read timeout or a caller's
+    /// request timeout (that caller fails with `Timeout`, its request is abandoned).
     fn arm_timer(&mut self, cx: &mut Context<'_>) {
-        let Some(at) = self.conn.poll_timeout() else {
-            self.timer_at = None;
-            return;
-        };
-        if self.timer_at != Some(at) {
-            self.timer_at = Some(at);
-            self.timer
-                .as_mut()
-                .reset(tokio::time::Instant::from_std(at));
+        loop {
+            let at = match (self.conn.poll_timeout(), self.waiters.next_deadline()) {
+                (Some(a), Some(b)) => a.min(b),
+                (a, b) => match a.or(b) {
+                    Some(at) => at,
+                    None => {
+                        self.timer_at = None;
+                        return;
+                    }
+                },
+            };
+            if self.timer_at != Some(at) {
+                self.timer_at = Some(at);
+                self.timer
+                    .as_mut()
+                    .reset(tokio::time::Instant::from_std(at));
+            }
+            if self.timer.as_mut().poll(cx).is_pending() {
+                return;
+            }
+            if !self.on_timer() {
+                if self.conn.poisoned().is_some() {
+                    cx.waker().wake_by_ref();
+                }
+                return;
+            }
         }
-        if self.timer.as_mut().poll(cx).is_ready() {
-            self.conn.handle_timeout(Instant::now());
-            cx.waker().wake_by_ref();
+    }
+
+    /// Handles deadlines that passed; returns whether anything changed.
+    fn on_timer(&mut self) -> bool {
+        let now = Instant::now();
+        self.timer_at = None;
+        let expired = self.waiters.expire(now, &mut self.conn);
+        let any = !expired.is_empty();
+        for tx in expired {
+            let _ = tx.send(Err(Error::Timeout));
         }
+        self.conn.handle_timeout(now);
+        if self.conn.poisoned().is_some() {
+            return false;
+        }
+        any
     }
 }

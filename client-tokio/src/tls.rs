@@ -36,7 +36,8 @@ impl TlsConfig {
         use pki_types::pem::PemObject;
         let mut roots = rustls::RootCertStore::empty();
         for cert in pki_types::CertificateDer::pem_slice_iter(pem) {
-            let cert = cert.map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e.to_string()))?;
+            let cert =
+                cert.map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e.to_string()))?;
             roots
                 .add(cert)
                 .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))?;

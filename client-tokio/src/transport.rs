@@ -2,8 +2,8 @@
 //! `TCP_NODELAY`, memcached's ASCII authentication.
 
 use crate::Settings;
-use mcache_proto::{Connection, Error, Key, Request, Response};
 use mcache_proto::text::request::{Store, StoreCommand};
+use mcache_proto::{Connection, Error, Key, Request, Response};
 use std::fmt;
 use std::io;
 use std::path::PathBuf;
@@ -146,7 +146,10 @@ async fn open_inner(endpoint: &Endpoint, settings: &Settings) -> Result<Stream, 
             tcp.set_nodelay(true).map_err(|e| io_err(endpoint, e))?;
             #[cfg(feature = "tls")]
             if let Some(tls) = &settings.tls {
-                return tls.connect(addr, tcp).await.map_err(|e| io_err(endpoint, e));
+                return tls
+                    .connect(addr, tcp)
+                    .await
+                    .map_err(|e| io_err(endpoint, e));
             }
             let _ = settings;
             Ok(Stream::Tcp(tcp))

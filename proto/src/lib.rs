@@ -53,6 +53,7 @@ pub mod request;
 pub mod response;
 pub mod ring;
 pub mod text;
+pub mod waiters;
 pub mod wire;
 
 pub use commands::{AsKey, Memcache, StoreStatus};
@@ -68,4 +69,5 @@ pub use response::{
     ErrorKind, Expect, MetaResponse, MetaStatus, Response, ResponseDecoder, Stat, Value,
 };
 pub use ring::{Failover, HashMode, HealthPolicy, KeyHash, Ring, RingError, Routed, ServerSpec};
+pub use waiters::Waiters;
 pub use wire::Limits;

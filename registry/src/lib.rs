@@ -1,1 +1,391 @@
-//! `mcache-registry`: placeholder until its issue lands (see the project's issues).
+//! # mcache-registry
+//!
+//! Memoize a function's result in memcached with one attribute, and find, replace or drop
+//! any cached call later without ever writing a key by hand: what txcaching was to Twisted,
+//! built for many processes sharing one memcached.
+//!
+//! ```
+//! # fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! # let server = mcache_testkit::Memcached::start()?;
+//! # let addr = server.host_port_string();
+//! # tokio::runtime::Runtime::new()?.block_on(async {
+//! use mcache_registry::tokio::Client;
+//! use mcache_registry::{memoize, Cache};
+//! use std::sync::atomic::{AtomicUsize, Ordering};
+//!
+//! static QUERIES: AtomicUsize = AtomicUsize::new(0);
+//!
+//! struct Db {
+//!     cache: Cache<Client>,
+//! }
+//!
+//! #[memoize(cache = self.cache)]
+//! impl Db {
+//!     /// A slow query, cached for a minute per username (`self` is not part of the key).
+//!     #[memoize(skip_self, ttl = 60)]
+//!     async fn get_email(&self, username: &str) -> Option<String> {
+//!         QUERIES.fetch_add(1, Ordering::SeqCst);
+//!         Some(format!("{username}@example.com"))
+//!     }
+//!
+//!     async fn set_email(&self, username: &str, email: &str) -> Result<(), mcache_registry::Error> {
+//!         // UPDATE users SET email = ... WHERE username = ...;
+//!         self.get_email_replace(username, &email.to_string()).await
+//!     }
+//! }
+//!
+//! /// A free function; the cache comes from an argument (never part of the key).
+//! #[memoize(cache = cache, ttl = 300)]
+//! async fn rate(cache: &Cache<Client>, from: &str, to: &str) -> Result<f64, std::io::Error> {
+//!     Ok(if (from, to) == ("EUR", "USD") { 1.08 } else { 1.0 })
+//! }
+//!
+//! let cache = Cache::new(Client::connect(addr.as_str()).await?, "app")?;
+//! let db = Db { cache: cache.clone() };
+//! assert_eq!(db.get_email("bob").await.as_deref(), Some("bob@example.com"));
+//! assert_eq!(db.get_email("bob").await.as_deref(), Some("bob@example.com"));
+//! assert_eq!(QUERIES.load(Ordering::SeqCst), 1, "the second call came from memcached");
+//!
+//! db.set_email("bob", "bob@new.example").await?;
+//! assert_eq!(db.get_email("bob").await.as_deref(), Some("bob@new.example"));
+//! assert_eq!(QUERIES.load(Ordering::SeqCst), 1, "replaced through the key registry");
+//!
+//! assert_eq!(rate(&cache, "EUR", "USD").await?, 1.08);
+//! assert!(rate::is_cached(&cache, "EUR", "USD").await?);
+//! assert!(rate::invalidate(&cache, "EUR", "USD").await?);
+//! rate::invalidate_all(&cache).await?; // every call of `rate`, in every process
+//! cache.invalidate_namespace().await?; // everything under "app"
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! # })?;
+//! # Ok(())
+//! # }
+//! ```
+//!
+//! ## `#[memoize]`
+//!
+//! On an `async fn` or a plain `fn` (which becomes `async`, as in txcaching), or on an inherent
+//! `impl` block whose methods are marked `#[memoize(...)]` (the block's attribute is what lets
+//! a key include the type's path). Options:
+//!
+//! | option | meaning |
+//! |---|---|
+//! | `cache = <expr>` | the [`Cache`]: any expression giving a `Cache` or a reference to one (`self.cache`, `CACHE`, `cache()`, a parameter). A parameter named this way is never keyed. Without it, the [global](install_global) cache. |
+//! | `ttl = 60` | time to live, whole seconds or a constant `Duration` expression (default: the cache's) |
+//! | `version = 2` | part of every key: bump it when the function's meaning or result type changes |
+//! | `key = [a, b]` / `skip = [c]` | which arguments form the key (default: all) |
+//! | `self_key = [self.id, ...]` / `skip_self` | methods must say which fields of `self` form the key, or that `self` does not matter: a receiver is never keyed implicitly |
+//! | `cache_none`, `cache_err` | also cache `None` / `Err` (by default only `Some`/`Ok` are cached) |
+//! | `negative_ttl = 5` | time to live of cached `None`/`Err` |
+//!
+//! On an `impl` block, `cache` and `ttl` are defaults for its methods. Keyed arguments and
+//! fields must be `Serialize`; the stored *entry* (`T` of `Option<T>`/`Result<T, E>`, the whole
+//! `Option`/`Result` with `cache_none`/`cache_err`, else the return type) must be `Serialize +
+//! DeserializeOwned`. `E` needs nothing unless errors are cached. The shape is read from the
+//! return type as written (its last path segment `Result` or `Option`; see [`shape`]).
+//!
+//! ### The key registry it generates
+//!
+//! For a free function `f(a, b)`, a struct named `f` (it lives in the type namespace, beside
+//! the function) holds the registry, typed by `f`'s own keyed arguments:
+//!
+//! | item | does |
+//! |---|---|
+//! | `f::FUNCTION` | the [`Function`]: path, version, times to live |
+//! | `f::key(&cache, a, b)` | the memcached [`Key`] of that call |
+//! | `f::is_cached(&cache, a, b)` | whether it is cached and fresh, without fetching the value (meta `mg` without `v`) |
+//! | `f::cached(&cache, a, b)` | its cached entry, if any |
+//! | `f::replace(&cache, a, b, &entry)` | stores `entry` as its result (after an update of what `f` reads) |
+//! | `f::invalidate(&cache, a, b)` | drops it (`Ok(false)` if it was not cached) |
+//! | `f::refresh(&cache, <all of f's arguments>)` | runs `f` and stores the result |
+//! | `f::invalidate_all(&cache)` | every call of `f`, in O(1) |
+//!
+//! For a method `m` taking `self`: methods `m_key`, `m_is_cached`, `m_cached`, `m_replace`,
+//! `m_invalidate`, `m_refresh`, `m_invalidate_all` on `&self` (the cache and the keyed fields
+//! come from `self`), e.g. `db.get_email_invalidate("bob")`. For an associated function `m`
+//! without `self`: the same names, taking the cache first, e.g.
+//! `Db::lookup_invalidate(&cache, 7)`. The same operations exist untyped on [`Cache`] for any
+//! [`Function`] and [`Args`].
+//!
+//! ## Keys
+//!
+//! `<namespace>:<path>:v<version>[:<arg>]*`, for example
+//! `app:billing::db::get_email:v1:s3:bob`.
+//!
+//! - The namespace is the cache's (1 to 64 bytes of `A-Z a-z 0-9 _ . -`).
+//! - The path is `module_path!()`, then for methods the `impl`'s type as written, then the
+//!   function's name: `billing::db::Db::get_email`. It comes from tokens, never from
+//!   `std::any::type_name` (which may change between compilers).
+//! - Each keyed argument (the `self_key` fields first) is encoded canonically with serde:
+//!
+//!   | value | encoding |
+//!   |---|---|
+//!   | `bool` | `t`, `f` |
+//!   | any integer | `i` and its decimal digits (`i-5`, `i42`) |
+//!   | `f32`, `f64` | `d` and the 16 hex digits of the `f64` bits |
+//!   | `str`, `char`, bytes | `s`, `c`, `b`, then the byte length, `:`, the bytes (`s3:bob`) |
+//!   | `None`, `Some(x)` | `n`, `o` followed by `x` |
+//!   | `()`, unit struct | `z` |
+//!   | sequence, tuple, tuple struct | `[x,y]` |
+//!   | map | `{k=v,k=v}` with entries sorted by encoded key: a `HashMap` gives one key whatever its iteration order |
+//!   | struct | `(name=x,name=y)` |
+//!   | enum variant | `#Name`, `#Name=x`, `#Name[x,y]`, `#Name(f=x)` |
+//!
+//!   Names that are not `[A-Za-z_][A-Za-z0-9_]*` are written `<len>:<bytes>`. Every encoding
+//!   is self-delimiting, so no two different calls share a key: `f("a b")` is `s3:a b`,
+//!   `f("ab")` `s2:ab`; `f(1, 23)` is `i1:i23`, `f(12, 3)` `i12:i3`. Never `std::hash`,
+//!   `Debug` or an address: the same key in every process, build, platform and Rust version.
+//! - Bytes outside `0x21..=0x7E`, and `%`, are written `%XX` (uppercase hex), so every key is
+//!   a valid text key: `s3:a%20b`.
+//! - A key longer than 250 bytes becomes `<namespace>:<path prefix>:v<version>:!<hash>`, where
+//!   the hash is the SHA-256 of the whole escaped key in unpadded base64url (43 characters)
+//!   and the path prefix is cut to fit.
+//! - Generation counters: `<namespace>:!g` and `<namespace>:<path>:!g` (hashed the same way
+//!   when long).
+//!
+//! The format is pinned by golden tests (`tests/keys.rs`).
+//!
+//! ## Values
+//!
+//! Entries are serialized with [`Codec::Postcard`] (compact, the default) or [`Codec::Json`]
+//! (readable from other languages), optionally lz4-compressed above a size (feature `lz4`).
+//! The codec and compression are recorded in the item's client flags, so a reader decodes what
+//! it finds whatever its own setting. The value starts with the 16-byte stamp of the
+//! generations it was computed under (two big-endian `u64`), then the payload. A value that
+//! no longer decodes (the type changed), was written by something else, or carries an old
+//! stamp is a miss, never an error.
+//!
+//! ## Invalidation in O(1)
+//!
+//! Each namespace and each function has a generation counter in memcached, created with meta
+//! `ma ... N0 J<random>` at a random 63-bit value and bumped with one `ma`. A value is fresh
+//! only while both counters still hold the values it was stamped with; the hit path reads
+//! the value (`mg`) and both counters (one `get` of two keys) in one pipelined round trip, so
+//! invalidation costs no extra latency. A counter that is evicted and recreated starts at a new random value: old entries
+//! never come back.
+//!
+//! ## Stampede protection
+//!
+//! - **In one process**, identical concurrent calls share one run (single flight). If the
+//!   caller running it is dropped or panics, a waiting caller takes over.
+//! - **Across processes**, the first read is `mg <key> v c f N<lease>`: on a miss memcached
+//!   creates a stub and hands exactly one caller the win (`W`); it runs the function and
+//!   stores the result with `ms ... C<cas>` of the stub. Others see `Z` and poll briefly
+//!   ([`CacheBuilder::lease_wait`]), then run uncached if it takes too long. A lease whose
+//!   holder is dropped or panics is released at once (the stub is deleted).
+//! - **No stale fills**: an invalidation during the recompute deletes the stub or changes its
+//!   cas (or bumps a generation), so the fill fails (or is stamped stale): a value older than
+//!   an invalidation is never served after it. The caller that computed it still gets it.
+//! - **Stale-while-revalidate** ([`CacheBuilder::stale_while_revalidate`]): invalidation marks
+//!   entries stale (`md <key> I`) instead of deleting them, and while one caller recomputes,
+//!   the others (`X` + `Z`) are served the stale value. Entries outdated by a generation bump
+//!   are marked stale the same way, so exactly one caller recomputes them.
+//! - **Early recache** ([`CacheBuilder::recache_before`], meta `R`): the first reader of an
+//!   entry close to expiry recomputes it while everyone else is still served the live value.
+//!
+//! ## Failure policy
+//!
+//! memcached down, slow or answering garbage means the function runs uncached and the call
+//! succeeds; the function never runs twice because of a cache error. Failures are logged with
+//! `tracing` (warn), and after a few in a row a circuit breaker bypasses memcached for a while
+//! ([`CacheBuilder::circuit_breaker`]), so a dead cache costs no timeout per call. A result that
+//! cannot be encoded or stored is returned uncached. The key registry's own operations
+//! (`invalidate`, `replace`, …) do report errors: the application asked for them.
+//!
+//! ## Runtimes
+//!
+//! [`Cache`] is generic over [`mcache_proto::Memcache`], so any client works. Feature `tokio`
+//! (default) re-exports the tokio adapter as [`mod@tokio`]; feature `async-std` the futures-io
+//! adapter as `async_std` (async-std, smol). The features are additive. The registry sleeps
+//! (to poll a lease) and spawns (to release one) with tokio inside a tokio runtime, else with
+//! async-std, else with a helper thread. `Cache` implements `Memcache` itself, so `get`,
+//! `set`, `append`, `replace`, `delete`, `flush_all` and the meta commands are on the handle.
+//!
+//! ## Limits
+//!
+//! - Generic functions, `impl Trait` arguments and generic `impl` blocks are refused: a key
+//!   names one concrete function, and instances of different types would share keys.
+//! - Methods need `#[memoize]` on their `impl` block too, and trait impls are refused.
+//! - Two functions of the same name nested in different function bodies of one module share
+//!   a path (`module_path!()` does not see function bodies): give them a `version` or
+//!   distinct names.
+//! - The `http` module (caching GET handlers as a tower layer) is yet to come.
+//!
+//! A method must say how `self` is keyed:
+//!
+//! ```compile_fail
+//! use mcache_registry::{memoize, Cache};
+//! use mcache_registry::tokio::Client;
+//! struct Db { cache: Cache<Client> }
+//! #[memoize(cache = self.cache)]
+//! impl Db {
+//!     #[memoize] // error: `self_key = [...]` or `skip_self`
+//!     async fn get(&self, id: u32) -> String { id.to_string() }
+//! }
+//! ```
+//!
+//! and generic functions are refused:
+//!
+//! ```compile_fail
+//! use mcache_registry::{memoize, Cache};
+//! use mcache_registry::tokio::Client;
+//! #[memoize(cache = cache)]
+//! async fn show<T: serde::Serialize>(cache: &Cache<Client>, x: T) -> String { String::new() }
+//! ```
+
+#![forbid(unsafe_code)]
+
+mod cache;
+mod canonical;
+mod codec;
+mod error;
+mod flight;
+mod health;
+mod invalidate;
+mod key;
+mod memoize;
+mod rt;
+pub mod shape;
+
+pub use cache::{Backend, Cache, CacheBuilder};
+pub use codec::Codec;
+pub use error::Error;
+pub use key::{encode_value, Args, ArgsError, Function, MAX_NAMESPACE_LEN};
+pub use mcache_proto::{self as proto, Key, Memcache};
+pub use mcache_registry_macros::memoize;
+pub use shape::Shape;
+
+/// The tokio adapter (feature `tokio`, on by default).
+#[cfg(feature = "tokio")]
+pub use mcache_tokio as tokio;
+
+/// The futures-io adapter for async-std and smol (feature `async-std`).
+#[cfg(feature = "async-std")]
+pub use mcache_async_std as async_std;
+
+/// The client behind the global cache: tokio's when the `tokio` feature is on, else
+/// async-std's.
+#[cfg(feature = "tokio")]
+pub type DefaultClient = mcache_tokio::Client;
+
+/// The client behind the global cache: tokio's when the `tokio` feature is on, else
+/// async-std's.
+#[cfg(all(feature = "async-std", not(feature = "tokio")))]
+pub type DefaultClient = mcache_async_std::Client;
+
+#[cfg(any(feature = "tokio", feature = "async-std"))]
+static GLOBAL: std::sync::OnceLock<Cache<DefaultClient>> = std::sync::OnceLock::new();
+
+/// Installs the process-wide cache that `#[memoize]` uses when it is given no `cache = ...`.
+/// Once only: a second call gives the cache back.
+#[cfg(any(feature = "tokio", feature = "async-std"))]
+pub fn install_global(cache: Cache<DefaultClient>) -> Result<(), Cache<DefaultClient>> {
+    GLOBAL.set(cache)
+}
+
+/// The process-wide cache, if [`install_global`] was called.
+#[cfg(any(feature = "tokio", feature = "async-std"))]
+pub fn global() -> Option<&'static Cache<DefaultClient>> {
+    GLOBAL.get()
+}
+
+/// The key of a call as a string, for golden tests of the key format.
+#[doc(hidden)]
+pub fn __golden_key(namespace: &str, function: &Function, args: &Args) -> String {
+    key::item_key(namespace, function, args).to_string()
+}
+
+/// What `#[memoize]` expands to calls these. Not a public API: it changes without notice.
+#[doc(hidden)]
+pub mod __private {
+    use crate::{Args, ArgsError, Backend, Cache, Error, Function, Shape};
+    use std::future::Future;
+
+    pub use std::time::Duration;
+
+    #[cfg(any(feature = "tokio", feature = "async-std"))]
+    pub use crate::global as global_cache;
+
+    /// `cache = <expr>`: a `Cache`, a reference to one, or anything that is `AsRef<Cache>`.
+    pub fn as_cache<C, T: AsRef<Cache<C>> + ?Sized>(t: &T) -> &Cache<C> {
+        t.as_ref()
+    }
+
+    /// Encodes keyed arguments.
+    pub fn args(f: impl FnOnce(&mut Args) -> Result<(), ArgsError>) -> Result<Args, ArgsError> {
+        let mut args = Args::new();
+        f(&mut args)?;
+        Ok(args)
+    }
+
+    /// The cache, or [`Error::NoCache`].
+    pub fn require<C>(cache: Option<&Cache<C>>) -> Result<&Cache<C>, Error> {
+        cache.ok_or(Error::NoCache)
+    }
+
+    fn warn_uncached(function: &Function, why: &dyn std::fmt::Display) {
+        tracing::warn!(function = function.path(), %why, "running uncached");
+    }
+
+    /// No cache at all is said once per process, then quietly.
+    fn warn_no_cache(function: &Function) {
+        use std::sync::atomic::{AtomicBool, Ordering};
+        static SAID: AtomicBool = AtomicBool::new(false);
+        if SAID.swap(true, Ordering::Relaxed) {
+            tracing::debug!(function = function.path(), "no cache: running uncached");
+        } else {
+            warn_uncached(function, &Error::NoCache);
+        }
+    }
+
+    /// A memoized call: never fails because of the cache.
+    pub async fn memoize<S, C, F, Fut>(
+        cache: Option<&Cache<C>>,
+        function: &Function,
+        args: Result<Args, ArgsError>,
+        compute: F,
+    ) -> S::Output
+    where
+        S: Shape,
+        C: Backend,
+        F: FnOnce() -> Fut,
+        Fut: Future<Output = S::Output>,
+    {
+        match (cache, args) {
+            (Some(cache), Ok(args)) => cache.memoize::<S, F, Fut>(function, &args, compute).await,
+            (None, _) => {
+                warn_no_cache(function);
+                compute().await
+            }
+            (_, Err(e)) => {
+                warn_uncached(function, &e);
+                compute().await
+            }
+        }
+    }
+
+    /// A refresh: recompute and store.
+    pub async fn refresh<S, C, F, Fut>(
+        cache: Option<&Cache<C>>,
+        function: &Function,
+        args: Result<Args, ArgsError>,
+        compute: F,
+    ) -> S::Output
+    where
+        S: Shape,
+        C: Backend,
+        F: FnOnce() -> Fut,
+        Fut: Future<Output = S::Output>,
+    {
+        match (cache, args) {
+            (Some(cache), Ok(args)) => cache.refresh::<S, F, Fut>(function, &args, compute).await,
+            (None, _) => {
+                warn_no_cache(function);
+                compute().await
+            }
+            (_, Err(e)) => {
+                warn_uncached(function, &e);
+                compute().await
+            }
+        }
+    }
+}

@@ -1,0 +1,564 @@
+//! The cache handle ([`Cache`]), its settings ([`CacheBuilder`]) and the key registry's
+//! per-call operations: key, is-cached, cached value, replace, invalidate.
+//!
+//! A `Cache` is an `Arc`: clone it freely. It owns the client, the namespace, the settings, the
+//! circuit breaker and the in-process flights; memoization lives in `memoize.rs` and
+//! generations in `invalidate.rs`.
+
+use crate::codec::{self, Codec, Encoded, Stamp};
+use crate::error::Error;
+use crate::flight::Flights;
+use crate::health::Breaker;
+use crate::key::{self, Args, Function};
+use crate::rt;
+use mcache_proto::{
+    Error as ProtoError, Key, Memcache, MetaDeleteFlags, MetaGetFlags, MetaResponse, MetaSetFlags,
+    MetaStatus, Request, Response,
+};
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+use std::fmt;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+/// What a [`Cache`] needs from a client: any [`Memcache`] that can be shared across tasks
+/// (`mcache_tokio::Client`, `mcache_async_std::Client`, or your own).
+pub trait Backend: Memcache + Send + Sync + 'static {}
+impl<T: Memcache + Send + Sync + 'static> Backend for T {}
+
+/// memcached treats expiration times above 30 days as absolute unix times.
+const MAX_RELATIVE_TTL: u64 = 30 * 24 * 3600;
+
+/// A handle to memoization over one memcached client: namespace, default time to live, codec,
+/// stampede and failure settings. Cheap to clone (an `Arc`); clones share everything,
+/// including the in-process single flight.
+///
+/// `Cache` implements [`Memcache`] itself, so the plain commands (`get`, `set`, `append`,
+/// `replace`, `delete`, `flush_all`, the meta commands) are there too, unprefixed by the
+/// namespace.
+pub struct Cache<C> {
+    pub(crate) inner: Arc<Inner<C>>,
+}
+
+impl<C> Clone for Cache<C> {
+    fn clone(&self) -> Self {
+        Cache {
+            inner: self.inner.clone(),
+        }
+    }
+}
+
+impl<C> AsRef<Cache<C>> for Cache<C> {
+    fn as_ref(&self) -> &Cache<C> {
+        self
+    }
+}
+
+impl<C> fmt::Debug for Cache<C> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Cache")
+            .field("namespace", &self.inner.namespace)
+            .field("config", &self.inner.config)
+            .field("bypassing", &self.inner.breaker.is_open())
+            .finish_non_exhaustive()
+    }
+}
+
+pub(crate) struct Inner<C> {
+    pub(crate) client: C,
+    pub(crate) namespace: Box<str>,
+    pub(crate) config: Config,
+    pub(crate) breaker: Breaker,
+    pub(crate) flights: Flights,
+    pub(crate) namespace_generation: Key,
+}
+
+/// Settings of a [`Cache`]; see [`CacheBuilder`] for each.
+#[derive(Debug, Clone)]
+pub(crate) struct Config {
+    pub(crate) ttl: Duration,
+    pub(crate) negative_ttl: Option<Duration>,
+    pub(crate) ttl_jitter: Duration,
+    pub(crate) codec: Codec,
+    pub(crate) compress_above: Option<usize>,
+    pub(crate) stale_while_revalidate: bool,
+    pub(crate) stale_ttl: Option<Duration>,
+    pub(crate) recache_before: Option<Duration>,
+    pub(crate) lease_ttl: Duration,
+    pub(crate) lease_wait: Duration,
+    pub(crate) op_timeout: Option<Duration>,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            ttl: Duration::from_secs(3600),
+            negative_ttl: None,
+            ttl_jitter: Duration::ZERO,
+            codec: Codec::Postcard,
+            compress_above: None,
+            stale_while_revalidate: false,
+            stale_ttl: None,
+            recache_before: None,
+            lease_ttl: Duration::from_secs(5),
+            lease_wait: Duration::from_secs(5),
+            op_timeout: None,
+        }
+    }
+}
+
+/// Configures a [`Cache`]. Every setting has a default; only the namespace is required.
+#[derive(Debug)]
+pub struct CacheBuilder<C> {
+    client: C,
+    namespace: String,
+    config: Config,
+    breaker_threshold: u32,
+    breaker_cooldown: Duration,
+}
+
+impl<C: Backend> CacheBuilder<C> {
+    /// The namespace: the first part of every key, and the scope of
+    /// [`Cache::invalidate_namespace`]. 1 to 64 bytes of `A-Z a-z 0-9 _ . -`.
+    pub fn namespace(mut self, namespace: impl Into<String>) -> Self {
+        self.namespace = namespace.into();
+        self
+    }
+
+    /// Default time to live of cached results (default one hour; zero: no expiry). Values
+    /// over 30 days are sent as absolute times, as memcached requires.
+    pub fn ttl(mut self, ttl: Duration) -> Self {
+        self.config.ttl = ttl;
+        self
+    }
+
+    /// Default time to live of negative results (`None` with `cache_none`, `Err` with
+    /// `cache_err`); default: the positive one.
+    pub fn negative_ttl(mut self, ttl: Duration) -> Self {
+        self.config.negative_ttl = Some(ttl);
+        self
+    }
+
+    /// Adds a random 0 to `jitter` to every time to live, so that entries filled together do
+    /// not expire together (default none).
+    pub fn ttl_jitter(mut self, jitter: Duration) -> Self {
+        self.config.ttl_jitter = jitter;
+        self
+    }
+
+    /// The codec new values are written with (default [`Codec::Postcard`]).
+    pub fn codec(mut self, codec: Codec) -> Self {
+        self.config.codec = codec;
+        self
+    }
+
+    /// Compresses payloads larger than `bytes` with lz4 (default: never).
+    #[cfg(feature = "lz4")]
+    pub fn compress_above(mut self, bytes: usize) -> Self {
+        self.config.compress_above = Some(bytes);
+        self
+    }
+
+    /// Stale-while-revalidate (default off): [`Cache::invalidate`] marks an entry stale
+    /// instead of deleting it, and while one caller (in any process) recomputes a stale entry,
+    /// the others are served the stale value instead of waiting.
+    pub fn stale_while_revalidate(mut self, on: bool) -> Self {
+        self.config.stale_while_revalidate = on;
+        self
+    }
+
+    /// With stale-while-revalidate: how long an invalidated entry stays servable (default:
+    /// its remaining time to live).
+    pub fn stale_ttl(mut self, ttl: Duration) -> Self {
+        self.config.stale_ttl = Some(ttl);
+        self
+    }
+
+    /// Early recache (meta `R`; default off): the first reader of an entry with less than
+    /// `window` left to live recomputes it while everyone else keeps being served the current
+    /// value, so a popular entry is renewed before it expires instead of being missed by all
+    /// at once. Keep `window` below the time to live.
+    pub fn recache_before(mut self, window: Duration) -> Self {
+        self.config.recache_before = Some(window);
+        self
+    }
+
+    /// How long the right to recompute an entry is held (default 5 s): if its holder dies,
+    /// another caller gets it after this long. Keep it above the function's usual run time.
+    pub fn lease_ttl(mut self, ttl: Duration) -> Self {
+        self.config.lease_ttl = ttl;
+        self
+    }
+
+    /// How long a caller waits for another process's recompute before running the function
+    /// itself, uncached (default 5 s).
+    pub fn lease_wait(mut self, wait: Duration) -> Self {
+        self.config.lease_wait = wait;
+        self
+    }
+
+    /// A deadline for each round trip to memcached, on top of the client's own (default none:
+    /// the client's request timeout applies).
+    pub fn op_timeout(mut self, timeout: Duration) -> Self {
+        self.config.op_timeout = Some(timeout);
+        self
+    }
+
+    /// The circuit breaker: after `failures` consecutive transport failures, the cache is
+    /// bypassed for `cooldown` (doubling while it keeps failing). Default 3 and 1 s.
+    pub fn circuit_breaker(mut self, failures: u32, cooldown: Duration) -> Self {
+        self.breaker_threshold = failures;
+        self.breaker_cooldown = cooldown;
+        self
+    }
+
+    /// The handle. Fails only on an invalid namespace.
+    pub fn build(self) -> Result<Cache<C>, Error> {
+        if !key::valid_namespace(&self.namespace) {
+            return Err(Error::InvalidNamespace(self.namespace));
+        }
+        Ok(Cache {
+            inner: Arc::new(Inner {
+                client: self.client,
+                namespace_generation: key::namespace_generation_key(&self.namespace),
+                namespace: self.namespace.into_boxed_str(),
+                config: self.config,
+                breaker: Breaker::new(self.breaker_threshold, self.breaker_cooldown),
+                flights: Flights::default(),
+            }),
+        })
+    }
+}
+
+impl<C: Backend> Memcache for Cache<C> {
+    fn execute(
+        &self,
+        request: Request,
+    ) -> impl Future<Output = Result<Response, ProtoError>> + Send {
+        self.inner.client.execute(request)
+    }
+}
+
+/// A call's entry as read by the key registry.
+pub(crate) enum Read {
+    /// Stored under the current generations, not stale.
+    Fresh(Encoded),
+    /// Missing, stale, a stub, outdated or foreign.
+    Missing,
+}
+
+impl<C: Backend> Cache<C> {
+    /// A cache with the default settings.
+    pub fn new(client: C, namespace: impl Into<String>) -> Result<Cache<C>, Error> {
+        Cache::builder(client).namespace(namespace).build()
+    }
+
+    /// A builder; the namespace defaults to `mcache`.
+    pub fn builder(client: C) -> CacheBuilder<C> {
+        CacheBuilder {
+            client,
+            namespace: "mcache".into(),
+            config: Config::default(),
+            breaker_threshold: 3,
+            breaker_cooldown: Duration::from_secs(1),
+        }
+    }
+
+    /// The client, for anything the registry does not wrap.
+    pub fn client(&self) -> &C {
+        &self.inner.client
+    }
+
+    /// The namespace.
+    pub fn namespace(&self) -> &str {
+        &self.inner.namespace
+    }
+
+    /// Whether the circuit breaker is open (memcached is being bypassed).
+    pub fn is_bypassing(&self) -> bool {
+        self.inner.breaker.is_open()
+    }
+
+    /// The memcached key of one call (see the crate docs for the format).
+    pub fn key(&self, function: &Function, args: &Args) -> Key {
+        key::item_key(&self.inner.namespace, function, args)
+    }
+
+    /// Whether the call is cached and fresh, without fetching its value (meta `mg` without
+    /// `v`; the generations are compared through a 24-bit fingerprint in the client flags, so
+    /// an entry invalidated with its whole function or namespace is reported cached with a
+    /// probability of 2⁻²⁴).
+    pub async fn is_cached(&self, function: &Function, args: &Args) -> Result<bool, Error> {
+        let key = self.key(function, args);
+        let flags = MetaGetFlags {
+            client_flags: true,
+            size: true,
+            cas: true,
+            ..Default::default()
+        };
+        let (item, stamp) = rt::join2(
+            self.op("mg", self.inner.client.meta_get(&key, flags)),
+            self.stamp(function),
+        )
+        .await;
+        let item = item?;
+        self.give_back(&key, &item).await;
+        let stamp = stamp?;
+        Ok(item.status == MetaStatus::Hd
+            && !item.flags.stale
+            && item.flags.size.unwrap_or(0) > 0
+            && item.flags.client_flags.and_then(codec::fingerprint) == Some(stamp.fingerprint()))
+    }
+
+    /// The cached entry of a call, if it is cached and fresh (`None` for a miss, a stale
+    /// entry, or one that no longer decodes as `T`).
+    pub async fn cached<T: DeserializeOwned>(
+        &self,
+        function: &Function,
+        args: &Args,
+    ) -> Result<Option<T>, Error> {
+        let key = self.key(function, args);
+        match self.read(function, &key).await? {
+            Read::Fresh(e) => Ok(codec::decode(e.flags, &e.bytes).ok()),
+            Read::Missing => Ok(None),
+        }
+    }
+
+    /// Stores `entry` as the cached result of a call (txcaching's `replace` after an update):
+    /// the next call returns it without running the function. `negative` picks the negative
+    /// time to live.
+    pub async fn set_cached<T: Serialize + ?Sized>(
+        &self,
+        function: &Function,
+        args: &Args,
+        entry: &T,
+        negative: bool,
+    ) -> Result<(), Error> {
+        let key = self.key(function, args);
+        self.inner.flights.detach(&key);
+        let stamp = self.stamp(function).await?;
+        let encoded = self.encode(entry, stamp)?;
+        let flags = MetaSetFlags {
+            ttl: Some(self.exptime(function, negative)),
+            client_flags: Some(encoded.flags),
+            ..Default::default()
+        };
+        let r = self
+            .op("ms", self.inner.client.meta_set(&key, encoded.bytes, flags))
+            .await?;
+        expect_status("ms", &r, &[MetaStatus::Hd])?;
+        Ok(())
+    }
+
+    /// Drops the cached result of one call; `Ok(false)` if there was none. With
+    /// stale-while-revalidate the entry is marked stale instead, and served to waiting callers
+    /// while one recomputes it.
+    pub async fn invalidate(&self, function: &Function, args: &Args) -> Result<bool, Error> {
+        let key = self.key(function, args);
+        self.inner.flights.detach(&key);
+        let cfg = &self.inner.config;
+        let flags = if cfg.stale_while_revalidate {
+            MetaDeleteFlags {
+                invalidate: true,
+                ttl: cfg.stale_ttl.map(|t| self.exptime_of(t)),
+                ..Default::default()
+            }
+        } else {
+            MetaDeleteFlags::default()
+        };
+        let r = self
+            .op("md", self.inner.client.meta_delete(&key, flags))
+            .await?;
+        expect_status("md", &r, &[MetaStatus::Hd, MetaStatus::Nf])?;
+        Ok(r.status == MetaStatus::Hd)
+    }
+
+    /// Reads a call's entry and the current generations in one round trip; only an entry
+    /// stamped with the current generations is fresh.
+    pub(crate) async fn read(&self, function: &Function, key: &Key) -> Result<Read, Error> {
+        let flags = MetaGetFlags {
+            value: true,
+            client_flags: true,
+            cas: true,
+            ..Default::default()
+        };
+        let (item, stamp) = rt::join2(
+            self.op("mg", self.inner.client.meta_get(key, flags)),
+            self.stamp(function),
+        )
+        .await;
+        let item = item?;
+        self.give_back(key, &item).await;
+        let stamp = stamp?;
+        match (item.status, item.value) {
+            (MetaStatus::Va, Some(bytes)) if !item.flags.stale && !bytes.is_empty() => {
+                let flags = item.flags.client_flags.unwrap_or(0);
+                if codec::stamp(flags, &bytes).is_ok_and(|s| s == stamp) {
+                    Ok(Read::Fresh(Encoded { flags, bytes }))
+                } else {
+                    Ok(Read::Missing)
+                }
+            }
+            _ => Ok(Read::Missing),
+        }
+    }
+
+    /// A plain `mg` of a stale item wins the right to recompute it (memcached hands the win
+    /// to the first reader of a stale item, whatever its flags). The key registry only looks:
+    /// it gives the win back at once, so that a memoized call can take it.
+    async fn give_back(&self, key: &Key, item: &MetaResponse) {
+        if let (true, Some(cas)) = (item.flags.won, item.flags.cas) {
+            self.release(key, cas, true).await;
+        }
+    }
+
+    /// Encodes an entry with this cache's codec.
+    pub(crate) fn encode<T: Serialize + ?Sized>(
+        &self,
+        entry: &T,
+        stamp: Stamp,
+    ) -> Result<Encoded, Error> {
+        let cfg = &self.inner.config;
+        codec::encode(entry, cfg.codec, cfg.compress_above, stamp).map_err(Error::Encode)
+    }
+
+    /// The `T` token for a function's result.
+    pub(crate) fn exptime(&self, function: &Function, negative: bool) -> i32 {
+        let cfg = &self.inner.config;
+        let positive = function.ttl().unwrap_or(cfg.ttl);
+        let ttl = if negative {
+            function
+                .negative_ttl()
+                .or(cfg.negative_ttl)
+                .unwrap_or(positive)
+        } else {
+            positive
+        };
+        let jitter = cfg.ttl_jitter.as_millis() as u64;
+        let ttl = if ttl.is_zero() || jitter == 0 {
+            ttl
+        } else {
+            ttl.saturating_add(Duration::from_millis(rt::random_u64() % (jitter + 1)))
+        };
+        self.exptime_of(ttl)
+    }
+
+    /// memcached's expiration for a duration: 0 for none, whole seconds rounded up, an
+    /// absolute unix time beyond 30 days.
+    pub(crate) fn exptime_of(&self, ttl: Duration) -> i32 {
+        exptime_of(ttl, SystemTime::now())
+    }
+
+    /// One round trip under the op timeout and the circuit breaker's accounting.
+    pub(crate) fn op<T, F>(&self, what: &'static str, f: F) -> Op<'_, C, F>
+    where
+        F: Future<Output = Result<T, ProtoError>>,
+    {
+        Op {
+            inner: &self.inner,
+            what,
+            fut: f,
+            timer: None,
+        }
+    }
+}
+
+pin_project_lite::pin_project! {
+    /// A round trip under the op timeout, reported to the circuit breaker. A struct rather than
+    /// an `async fn`, so that it adds a few bytes to the request's future, not a copy of it.
+    pub(crate) struct Op<'a, C, F> {
+        inner: &'a Inner<C>,
+        what: &'static str,
+        #[pin]
+        fut: F,
+        timer: Option<Pin<Box<dyn Future<Output = ()> + Send>>>,
+    }
+}
+
+impl<C, T, F: Future<Output = Result<T, ProtoError>>> Future for Op<'_, C, F> {
+    type Output = Result<T, Error>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = self.project();
+        let r = match this.fut.poll(cx) {
+            Poll::Ready(r) => r,
+            Poll::Pending => {
+                let Some(limit) = this.inner.config.op_timeout else {
+                    return Poll::Pending;
+                };
+                let timer = this.timer.get_or_insert_with(|| Box::pin(rt::sleep(limit)));
+                if timer.as_mut().poll(cx).is_pending() {
+                    return Poll::Pending;
+                }
+                Err(ProtoError::Timeout)
+            }
+        };
+        Poll::Ready(match r {
+            Ok(v) => {
+                this.inner.breaker.success();
+                Ok(v)
+            }
+            Err(e) => {
+                this.inner.breaker.failure(this.what, &e);
+                Err(Error::Memcached(e))
+            }
+        })
+    }
+}
+
+pub(crate) fn exptime_of(ttl: Duration, now: SystemTime) -> i32 {
+    if ttl.is_zero() {
+        return 0;
+    }
+    let secs = ttl.as_secs() + u64::from(ttl.subsec_nanos() > 0);
+    let secs = if secs > MAX_RELATIVE_TTL {
+        now.duration_since(UNIX_EPOCH)
+            .map(|d| d.as_secs())
+            .unwrap_or(0)
+            .saturating_add(secs)
+    } else {
+        secs
+    };
+    i32::try_from(secs).unwrap_or(i32::MAX)
+}
+
+/// Fails unless the reply has one of `ok`.
+pub(crate) fn expect_status(
+    command: &'static str,
+    r: &MetaResponse,
+    ok: &[MetaStatus],
+) -> Result<(), Error> {
+    if ok.contains(&r.status) {
+        Ok(())
+    } else {
+        Err(Error::Unexpected {
+            command,
+            reply: format!("{:?}", r.status),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn exptimes() {
+        let now = UNIX_EPOCH + Duration::from_secs(1_700_000_000);
+        assert_eq!(exptime_of(Duration::ZERO, now), 0);
+        assert_eq!(exptime_of(Duration::from_millis(1), now), 1);
+        assert_eq!(exptime_of(Duration::from_secs(60), now), 60);
+        assert_eq!(
+            exptime_of(Duration::from_secs(MAX_RELATIVE_TTL), now),
+            2_592_000
+        );
+        assert_eq!(
+            exptime_of(Duration::from_secs(MAX_RELATIVE_TTL + 1), now),
+            1_700_000_000 + 2_592_001
+        );
+        assert_eq!(exptime_of(Duration::from_secs(u64::MAX / 2), now), i32::MAX);
+    }
+}

@@ -1,0 +1,127 @@
+//! Generations: O(1) invalidation of a whole function or namespace.
+//!
+//! Each namespace and each function has a counter in memcached (`<ns>:!g`,
+//! `<ns>:<path>:!g`). Every stored value carries the two counters it was computed under; a
+//! value whose stamp differs from the current counters is stale. Invalidating is one meta
+//! `ma` that bumps a counter. A counter is created (autovivified with `N0`) at a random 63-bit
+//! value, so one that is evicted and recreated never matches an old stamp again. Both
+//! counters are read with one `get <ns counter> <function counter>`. This module never deletes
+//! entries: stale ones are replaced when next computed, or age out.
+
+use crate::cache::{Backend, Cache};
+use crate::codec::Stamp;
+use crate::error::Error;
+use crate::key::{self, Function};
+use crate::rt;
+use mcache_proto::{Key, MetaArithmeticFlags, MetaResponse, MetaStatus};
+
+/// What to do to a counter.
+#[derive(Clone, Copy)]
+enum Step {
+    /// Read it, creating it if missing.
+    Read,
+    /// Add one, creating it if missing.
+    Bump,
+}
+
+impl<C: Backend> Cache<C> {
+    /// Invalidates every cached call of `function` (in every process), in one round trip.
+    pub async fn invalidate_function(&self, function: &Function) -> Result<(), Error> {
+        self.inner.flights.detach_all();
+        let key = key::function_generation_key(&self.inner.namespace, function);
+        self.counter(&key, Step::Bump).await.map(drop)
+    }
+
+    /// Invalidates every cached call in this cache's namespace (in every process), in one
+    /// round trip.
+    pub async fn invalidate_namespace(&self) -> Result<(), Error> {
+        self.inner.flights.detach_all();
+        let key = self.inner.namespace_generation.clone();
+        self.counter(&key, Step::Bump).await.map(drop)
+    }
+
+    /// The current generations of `function`: both counters in one request (`get <ns> <fn>`),
+    /// plus one round trip to create a counter that does not exist yet.
+    pub(crate) async fn stamp(&self, function: &Function) -> Result<Stamp, Error> {
+        let fn_key = key::function_generation_key(&self.inner.namespace, function);
+        let ns_key = &self.inner.namespace_generation;
+        let values = self
+            .op(
+                "get",
+                self.inner
+                    .client
+                    .get_multi([ns_key.clone(), fn_key.clone()]),
+            )
+            .await?;
+        let mut values = values.into_iter();
+        let (ns, f) = (values.next().flatten(), values.next().flatten());
+        let parse = |v: Option<mcache_proto::Value>| match v {
+            None => Ok(None),
+            Some(v) => parse_number(&v.data)
+                .map(Some)
+                .ok_or_else(|| Error::Unexpected {
+                    command: "get",
+                    reply: format!("generation counter {:?}", v.data),
+                }),
+        };
+        let (namespace, function) = match (parse(ns)?, parse(f)?) {
+            (Some(n), Some(f)) => (n, f),
+            (n, f) => {
+                let (n, f) = rt::join2(
+                    async {
+                        match n {
+                            Some(n) => Ok(n),
+                            None => self.counter(ns_key, Step::Read).await,
+                        }
+                    },
+                    async {
+                        match f {
+                            Some(f) => Ok(f),
+                            None => self.counter(&fn_key, Step::Read).await,
+                        }
+                    },
+                )
+                .await;
+                (n?, f?)
+            }
+        };
+        Ok(Stamp {
+            namespace,
+            function,
+        })
+    }
+
+    /// `ma <key> N0 J<random> D<0|1> v`: creates the counter at a random value if it is
+    /// missing (the delta is not applied then), else adds the delta; returns the value.
+    async fn counter(&self, key: &Key, step: Step) -> Result<u64, Error> {
+        let flags = MetaArithmeticFlags {
+            vivify: Some(0),
+            initial: Some(rt::random_u64() >> 1),
+            delta: Some(match step {
+                Step::Read => 0,
+                Step::Bump => 1,
+            }),
+            value: true,
+            ..Default::default()
+        };
+        let r = self
+            .op("ma", self.inner.client.meta_arithmetic(key, flags))
+            .await?;
+        parse_counter("ma", &r)
+    }
+}
+
+fn parse_number(bytes: &[u8]) -> Option<u64> {
+    std::str::from_utf8(bytes).ok()?.trim().parse().ok()
+}
+
+fn parse_counter(command: &'static str, r: &MetaResponse) -> Result<u64, Error> {
+    let unexpected = || Error::Unexpected {
+        command,
+        reply: format!("{:?} {:?}", r.status, r.value),
+    };
+    match (&r.status, &r.value) {
+        (MetaStatus::Va, Some(v)) => parse_number(v).ok_or_else(unexpected),
+        _ => Err(unexpected()),
+    }
+}

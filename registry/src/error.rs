@@ -36,4 +36,7 @@ pub enum Error {
     /// `#[memoize]` without `cache = ...` uses the global cache, and none is installed.
     #[error("no cache: pass `cache = ...` to #[memoize] or call mcache_registry::install_global")]
     NoCache,
+    /// A URI given to the HTTP layer's invalidation could not be parsed.
+    #[error("invalid URI {0}")]
+    InvalidUri(String),
 }

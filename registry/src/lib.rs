@@ -200,6 +200,12 @@
 //! async-std, else with a helper thread. `Cache` implements `Memcache` itself, so `get`,
 //! `set`, `append`, `replace`, `delete`, `flush_all` and the meta commands are on the handle.
 //!
+//! ## HTTP GET caching
+//!
+//! Feature `http`: `http::CacheLayer`, a tower layer that caches `GET` responses (axum,
+//! hyper, any tower service) under the same key format and generations, with invalidation by
+//! URL from any handler (`layer.invalidate("/email/bob")`). See the `http` module.
+//!
 //! ## Limits
 //!
 //! - Generic functions, `impl Trait` arguments and generic `impl` blocks are refused: a key
@@ -208,7 +214,6 @@
 //! - Two functions of the same name nested in different function bodies of one module share
 //!   a path (`module_path!()` does not see function bodies): give them a `version` or
 //!   distinct names.
-//! - The `http` module (caching GET handlers as a tower layer) is yet to come.
 //!
 //! A method must say how `self` is keyed:
 //!
@@ -240,6 +245,8 @@ mod codec;
 mod error;
 mod flight;
 mod health;
+#[cfg(feature = "http")]
+pub mod http;
 mod invalidate;
 mod key;
 mod memoize;

@@ -8,6 +8,10 @@
 //!   sockets, TLS (feature `tls`) and ASCII authentication.
 //! - [`Client`] is cheap to clone and `Send + Sync`; callers multiplex over a few connections
 //!   and many requests go out in one write.
+//! - Pools: [`Builder::servers`] (weights, [`HashMode`], [`Failover`]) places every key where
+//!   libmemcached's ketama would, splits multi-key gets per server and merges them in order,
+//!   sends keyless commands to every server, and takes dead servers out and back in. Through
+//!   twemproxy, [`Builder::proxy`] refuses what the proxy cannot carry.
 //! - Every operation comes from the [`Memcache`] trait: `get`, `set`, `get_multi`, `cas`,
 //!   `meta_get`, … Bring it into scope with `use mcache_async_std::Memcache`.
 //! - Connection tasks are spawned on async-std's executor (feature `async-std`, the default)
@@ -26,10 +30,11 @@ mod driver;
 pub mod tls;
 mod transport;
 
-pub use client::{Builder, Client};
+pub use client::{Builder, Client, ServerHandle};
 pub use mcache_proto::{
-    self as proto, Error, Key, Memcache, MetaArithmeticFlags, MetaDeleteFlags, MetaGetFlags,
-    MetaResponse, MetaSetFlags, MetaStatus, StoreStatus, Value,
+    self as proto, EncodeError, Error, Failover, HashMode, HealthPolicy, Key, KeyHash, Memcache,
+    MetaArithmeticFlags, MetaDeleteFlags, MetaGetFlags, MetaResponse, MetaSetFlags, MetaStatus,
+    Pool, ProxyKind, ServerSpec, Stat, StoreStatus, Value,
 };
 pub use transport::Endpoint;
 

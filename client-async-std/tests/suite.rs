@@ -5,3 +5,4 @@
 mod common;
 
 mcache_testkit::suite_tests!(common::AsyncStd);
+mcache_testkit::pool_suite_tests!(common::AsyncStd);

@@ -5,3 +5,4 @@
 mod common;
 
 mcache_testkit::suite_tests!(common::Smol);
+mcache_testkit::pool_suite_tests!(common::Smol);

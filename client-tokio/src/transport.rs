@@ -3,7 +3,7 @@
 
 use crate::Settings;
 use mcache_proto::text::request::{Store, StoreCommand};
-use mcache_proto::{Connection, Error, Key, Request, Response};
+use mcache_proto::{Connection, Error, Key, Request, Response, ServerSpec};
 use std::fmt;
 use std::io;
 use std::path::PathBuf;
@@ -28,6 +28,18 @@ impl fmt::Display for Endpoint {
         match self {
             Endpoint::Tcp(a) => f.write_str(a),
             Endpoint::Unix(p) => write!(f, "unix:{}", p.display()),
+        }
+    }
+}
+
+impl Endpoint {
+    /// How a pool's placement names this server: `host:port` as written (a bare host gets
+    /// port 11211), or the socket path with port 0. Other clients sharing the pool must name
+    /// it the same way ([`Builder::server_as`](crate::Builder::server_as) sets another name).
+    pub fn spec(&self) -> ServerSpec {
+        match self {
+            Endpoint::Tcp(addr) => ServerSpec::parse(addr),
+            Endpoint::Unix(path) => ServerSpec::new(path.to_string_lossy(), 0),
         }
     }
 }

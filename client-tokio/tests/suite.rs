@@ -4,3 +4,4 @@
 mod common;
 
 mcache_testkit::suite_tests!(common::Tokio);
+mcache_testkit::pool_suite_tests!(common::Tokio);

@@ -107,6 +107,17 @@ pub enum EncodeError {
         /// The offending bytes.
         bytes: Snippet,
     },
+    /// The proxy the client talks through cannot carry this command (twemproxy closes the
+    /// connection on meta commands, `gat`, `stats`, ...); it was refused before sending.
+    #[error("{command} cannot go through {proxy} ({why}): refused before sending")]
+    NotCarriedByProxy {
+        /// The command.
+        command: &'static str,
+        /// The proxy ([`ProxyKind::name`](crate::pool::ProxyKind::name)).
+        proxy: &'static str,
+        /// Why: the command is not supported, or one of its arguments is not.
+        why: &'static str,
+    },
 }
 
 /// What went wrong while decoding bytes from the wire.

@@ -10,6 +10,9 @@
 //! - [`Key`]: validated keys; no key can break a command line.
 //! - [`Connection`]: pipelining, quiet batches, abandoned requests, poisoning.
 //! - [`Memcache`]: one required method (`execute`), every typed operation provided.
+//! - [`Ring`] and [`Pool`]: where each key lives on a pool of servers (libmemcached-compatible
+//!   ketama and other clients' rules), how a request is split or broadcast over the pool, and
+//!   which servers are out.
 //!
 //! ## Driving a connection over a blocking socket
 //!
@@ -49,6 +52,7 @@ pub mod connection;
 pub mod error;
 pub mod key;
 pub mod meta;
+pub mod pool;
 pub mod request;
 pub mod response;
 pub mod ring;
@@ -64,6 +68,7 @@ pub use meta::flags::{
     MetaArithmeticFlags, MetaArithmeticMode, MetaDeleteFlags, MetaGetFlags, MetaReturnFlags,
     MetaSetFlags, MetaSetMode, Opaque, MAX_META_FLAGS,
 };
+pub use pool::{Plan, Pool, ProxyKind};
 pub use request::Request;
 pub use response::{
     ErrorKind, Expect, MetaResponse, MetaStatus, Response, ResponseDecoder, Stat, Value,

@@ -74,6 +74,40 @@ impl ServerSpec {
     pub fn effective_weight(&self) -> u32 {
         self.weight.max(1)
     }
+
+    /// A server (weight 1) from an address as written in a configuration: `host:port`,
+    /// `[ipv6]:port`, a bare host or IPv6 address (port 11211), or a unix socket path
+    /// (starting with `/`; port 0). The host is kept as written, brackets aside, since it is
+    /// what the placement hashes (libmemcached and pymemcache drop the brackets too).
+    ///
+    /// ```
+    /// use mcache_proto::ServerSpec;
+    /// assert_eq!(ServerSpec::parse("10.0.0.1:11212"), ServerSpec::new("10.0.0.1", 11212));
+    /// assert_eq!(ServerSpec::parse("cache1"), ServerSpec::new("cache1", 11211));
+    /// assert_eq!(ServerSpec::parse("[::1]:11213"), ServerSpec::new("::1", 11213));
+    /// assert_eq!(ServerSpec::parse("/run/mc.sock"), ServerSpec::new("/run/mc.sock", 0));
+    /// ```
+    pub fn parse(addr: &str) -> ServerSpec {
+        if addr.starts_with('/') {
+            return ServerSpec::new(addr, 0);
+        }
+        if let Some(rest) = addr.strip_prefix('[') {
+            if let Some((host, tail)) = rest.split_once(']') {
+                let port = tail
+                    .strip_prefix(':')
+                    .and_then(|p| p.parse().ok())
+                    .unwrap_or(DEFAULT_PORT);
+                return ServerSpec::new(host, port);
+            }
+        }
+        match addr.rsplit_once(':') {
+            Some((host, port)) if !host.contains(':') => match port.parse() {
+                Ok(port) => ServerSpec::new(host, port),
+                Err(_) => ServerSpec::new(addr, DEFAULT_PORT),
+            },
+            _ => ServerSpec::new(addr, DEFAULT_PORT),
+        }
+    }
 }
 
 impl fmt::Display for ServerSpec {

@@ -45,13 +45,19 @@
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 
+#![forbid(unsafe_code)]
+
 mod error;
+mod nutcracker;
 mod server;
 mod tempdir;
 
 #[cfg(feature = "suite")]
+pub mod faulty;
+#[cfg(feature = "suite")]
 pub mod suite;
 
 pub use error::TestkitError;
+pub use nutcracker::{Nutcracker, NutcrackerBuilder, NUTCRACKER_ENV_VAR};
 pub use server::{Memcached, MemcachedBuilder, Readiness, BINARY_ENV_VAR};
 pub use tempdir::{write_auth_file, TempDir};

@@ -1,15 +1,27 @@
 //! The suite's harnesses for mcache-async-std: on async-std's runtime, and under smol.
 #![allow(dead_code)] // each test binary uses one of the two harnesses
 
-use mcache_async_std::{Client, Error};
-use mcache_testkit::suite::{ClientOptions, Harness};
+use mcache_async_std::{Client, Error, ServerHandle, Stat, Value};
+use mcache_testkit::suite::{ClientOptions, Harness, PoolHarness};
 use std::future::Future;
 use std::time::Duration;
 
 /// Builds a client through the builder, applying every option.
 async fn build(o: ClientOptions) -> Result<Client, Error> {
-    let mut b = Client::builder()
-        .server(o.server)
+    let mut b = Client::builder();
+    match o.pool {
+        Some(pool) => {
+            for (addr, spec) in pool.servers {
+                b = b.server_as(addr, spec);
+            }
+            b = b.hash_mode(pool.hash_mode).health(pool.health);
+        }
+        None => b = b.server(o.server),
+    }
+    if let Some(proxy) = o.proxy {
+        b = b.proxy(proxy);
+    }
+    let mut b = b
         .connections(o.connections)
         .request_timeout(o.request_timeout)
         .read_timeout(o.read_timeout)
@@ -98,3 +110,45 @@ impl Harness for Smol {
         smol::block_on(case)
     }
 }
+
+/// The pool cases' view of a client, the same under both harnesses.
+macro_rules! pool_harness {
+    ($h:ty) => {
+        impl PoolHarness for $h {
+            type Server = ServerHandle;
+
+            fn server(client: &Client, index: usize) -> ServerHandle {
+                client.server(index).expect("a server of the pool")
+            }
+
+            fn is_available(client: &Client, index: usize) -> bool {
+                client.pool().is_available(index, std::time::Instant::now())
+            }
+
+            async fn version_all(client: &Client) -> Vec<(String, Result<String, Error>)> {
+                let all = client.version_all().await;
+                all.into_iter().map(|(e, r)| (e.to_string(), r)).collect()
+            }
+
+            async fn stats_all(client: &Client) -> Vec<(String, Result<Vec<Stat>, Error>)> {
+                let all = client.stats_all(None).await;
+                all.into_iter().map(|(e, r)| (e.to_string(), r)).collect()
+            }
+
+            async fn flush_all_servers(client: &Client) -> Vec<(String, Result<(), Error>)> {
+                let all = client.flush_all_servers(None).await;
+                all.into_iter().map(|(e, r)| (e.to_string(), r)).collect()
+            }
+
+            async fn get_multi_each(
+                client: &Client,
+                keys: Vec<String>,
+            ) -> Result<Vec<Result<Option<Value>, Error>>, Error> {
+                client.get_multi_each(keys).await
+            }
+        }
+    };
+}
+
+pool_harness!(AsyncStd);
+pool_harness!(Smol);

@@ -1,7 +1,7 @@
 //! The suite's harness for mcache-tokio: a multi-threaded tokio runtime per test.
 
-use mcache_testkit::suite::{ClientOptions, Harness};
-use mcache_tokio::{Client, Error};
+use mcache_testkit::suite::{ClientOptions, Harness, PoolHarness};
+use mcache_tokio::{Client, Error, ServerHandle, Stat, Value};
 use std::future::Future;
 use std::time::Duration;
 
@@ -13,8 +13,20 @@ impl Harness for Tokio {
     const NAME: &'static str = "tokio";
 
     async fn build(o: ClientOptions) -> Result<Client, Error> {
-        let mut b = Client::builder()
-            .server(o.server)
+        let mut b = Client::builder();
+        match o.pool {
+            Some(pool) => {
+                for (addr, spec) in pool.servers {
+                    b = b.server_as(addr, spec);
+                }
+                b = b.hash_mode(pool.hash_mode).health(pool.health);
+            }
+            None => b = b.server(o.server),
+        }
+        if let Some(proxy) = o.proxy {
+            b = b.proxy(proxy);
+        }
+        let mut b = b
             .connections(o.connections)
             .request_timeout(o.request_timeout)
             .read_timeout(o.read_timeout)
@@ -69,5 +81,39 @@ impl Harness for Tokio {
             .build()
             .expect("tokio runtime")
             .block_on(case)
+    }
+}
+
+impl PoolHarness for Tokio {
+    type Server = ServerHandle;
+
+    fn server(client: &Client, index: usize) -> ServerHandle {
+        client.server(index).expect("a server of the pool")
+    }
+
+    fn is_available(client: &Client, index: usize) -> bool {
+        client.pool().is_available(index, std::time::Instant::now())
+    }
+
+    async fn version_all(client: &Client) -> Vec<(String, Result<String, Error>)> {
+        let all = client.version_all().await;
+        all.into_iter().map(|(e, r)| (e.to_string(), r)).collect()
+    }
+
+    async fn stats_all(client: &Client) -> Vec<(String, Result<Vec<Stat>, Error>)> {
+        let all = client.stats_all(None).await;
+        all.into_iter().map(|(e, r)| (e.to_string(), r)).collect()
+    }
+
+    async fn flush_all_servers(client: &Client) -> Vec<(String, Result<(), Error>)> {
+        let all = client.flush_all_servers(None).await;
+        all.into_iter().map(|(e, r)| (e.to_string(), r)).collect()
+    }
+
+    async fn get_multi_each(
+        client: &Client,
+        keys: Vec<String>,
+    ) -> Result<Vec<Result<Option<Value>, Error>>, Error> {
+        client.get_multi_each(keys).await
     }
 }

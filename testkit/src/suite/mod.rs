@@ -22,6 +22,9 @@
 mod cancel;
 mod commands;
 mod faults;
+mod hostile;
+mod pool;
+mod proxy;
 mod tls;
 mod transports;
 
@@ -33,6 +36,16 @@ pub use commands::{
     value_over_server_limit,
 };
 pub use faults::{server_killed_and_restarted, server_stopped_and_continued};
+pub use hostile::{
+    accept_never_answer, close_after_n_bytes, faults_under_load, faulty_server_answers_correctly,
+    garbage_replies, huge_declared_lengths, out_of_order_replies, reset_mid_value, stall_mid_frame,
+    truncated_frames,
+};
+pub use pool::{
+    pool_get_multi_merges_in_caller_order, pool_keyless_commands, pool_kill_fail_fast,
+    pool_kill_rehash, pool_placement_matches_ring_and_libmemcached, PoolHarness, PoolOptions,
+};
+pub use proxy::{twemproxy_refuses_what_it_cannot_carry, twemproxy_text_commands};
 pub use tls::{
     tls_plaintext_client_fails, tls_roundtrip, tls_untrusted_certificates_fail,
     tls_writes_resume_after_stall, TestCertificate, TlsMemcached,
@@ -93,6 +106,10 @@ pub struct ClientOptions {
     pub auth: Option<(String, String)>,
     /// `Builder::tls(..)`, if set (adapters built without TLS must refuse it).
     pub tls: Option<TlsOptions>,
+    /// A pool of servers instead of `server`, if set.
+    pub pool: Option<PoolOptions>,
+    /// `Builder::proxy(..)`, if set.
+    pub proxy: Option<mcache_proto::ProxyKind>,
 }
 
 /// TLS settings for [`ClientOptions::tls`].
@@ -118,6 +135,8 @@ impl ClientOptions {
             max_value_len: None,
             auth: None,
             tls: None,
+            pool: None,
+            proxy: None,
         }
     }
 
@@ -341,6 +360,51 @@ macro_rules! suite_tests {
                 );
             }
         )*
+    };
+}
+
+/// Expands to one `#[test]` per hostile-server case (the fault-injection server of
+/// [`crate::faulty`]) for the [`Harness`] `$h`.
+///
+/// ```ignore
+/// mcache_testkit::hostile_suite_tests!(Tokio);
+/// ```
+#[macro_export]
+macro_rules! hostile_suite_tests {
+    ($h:ty) => {
+        $crate::suite_tests!(@cases $h;
+            faulty_server_answers_correctly,
+            garbage_replies,
+            truncated_frames,
+            huge_declared_lengths,
+            stall_mid_frame,
+            out_of_order_replies,
+            reset_mid_value,
+            accept_never_answer,
+            close_after_n_bytes,
+            faults_under_load,
+        );
+    };
+}
+
+/// Expands to one `#[test]` per server-pool and twemproxy case for the [`PoolHarness`] `$h`
+/// (several memcached processes; the twemproxy cases also start `nutcracker`).
+///
+/// ```ignore
+/// mcache_testkit::pool_suite_tests!(Tokio);
+/// ```
+#[macro_export]
+macro_rules! pool_suite_tests {
+    ($h:ty) => {
+        $crate::suite_tests!(@cases $h;
+            pool_placement_matches_ring_and_libmemcached,
+            pool_get_multi_merges_in_caller_order,
+            pool_keyless_commands,
+            pool_kill_fail_fast,
+            pool_kill_rehash,
+            twemproxy_text_commands,
+            twemproxy_refuses_what_it_cannot_carry,
+        );
     };
 }
 

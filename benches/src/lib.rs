@@ -124,3 +124,45 @@ where
         cpu,
     }
 }
+
+/// Runs `threads` OS threads calling `body(thread, i)` for `duration`, for blocking clients;
+/// each call returns the units it did (and counts as `ops_per_call` operations).
+pub fn run_threads<F>(threads: usize, duration: Duration, ops_per_call: u64, body: F) -> Measurement
+where
+    F: Fn(usize, u64) -> u64 + Sync,
+{
+    let stop = AtomicBool::new(false);
+    let calls = AtomicU64::new(0);
+    let cpu0 = cpu_time();
+    let start = Instant::now();
+    let units = std::thread::scope(|s| {
+        let handles: Vec<_> = (0..threads)
+            .map(|t| {
+                let (stop, calls, body) = (&stop, &calls, &body);
+                s.spawn(move || {
+                    let mut units = 0;
+                    let mut i = 0;
+                    while !stop.load(Ordering::Relaxed) {
+                        units += body(t, i);
+                        i += 1;
+                        calls.fetch_add(1, Ordering::Relaxed);
+                    }
+                    units
+                })
+            })
+            .collect();
+        std::thread::sleep(duration);
+        stop.store(true, Ordering::Relaxed);
+        handles
+            .into_iter()
+            .map(|h| h.join().unwrap_or(0))
+            .sum::<u64>()
+    });
+    let wall = start.elapsed();
+    Measurement {
+        units,
+        ops: calls.load(Ordering::Relaxed) * ops_per_call,
+        wall,
+        cpu: cpu_time().saturating_sub(cpu0),
+    }
+}

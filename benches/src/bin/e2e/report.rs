@@ -1,0 +1,394 @@
+//! Merging the runs (best of N per cell) and writing the markdown report.
+
+use crate::{Caslap, ClientInfo, ClientRun, Scenario, CLIENTS};
+use mcache_benches::Measurement;
+use std::collections::BTreeMap;
+use std::fmt::Write;
+use std::time::Duration;
+
+/// Everything measured, over all runs.
+#[derive(Default)]
+pub(crate) struct Results {
+    cells: BTreeMap<(&'static str, Scenario), Vec<Measurement>>,
+    rss_kib: BTreeMap<&'static str, Vec<u64>>,
+    failures: Vec<(&'static str, String)>,
+    caslap: BTreeMap<Scenario, Vec<Caslap>>,
+}
+
+/// The best of the runs of one cell: highest throughput and lowest CPU per request, each on
+/// its own.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Best {
+    rate: f64,
+    cpu_us: f64,
+}
+
+impl Results {
+    pub(crate) fn add(&mut self, client: &'static str, run: ClientRun) {
+        for (s, m) in run.rows {
+            self.cells.entry((client, s)).or_default().push(m);
+        }
+        self.rss_kib.entry(client).or_default().push(run.rss_kib);
+    }
+
+    pub(crate) fn fail(&mut self, client: &'static str, error: String) {
+        self.failures.push((client, error));
+    }
+
+    pub(crate) fn add_caslap(&mut self, s: Scenario, c: Caslap) {
+        self.caslap.entry(s).or_default().push(c);
+    }
+
+    fn best(&self, client: &str, s: Scenario) -> Option<Best> {
+        let ms = self.cells.get(&(client_id(client)?, s))?;
+        Some(Best {
+            rate: ms.iter().map(Measurement::rate).fold(0.0, f64::max),
+            cpu_us: ms
+                .iter()
+                .map(Measurement::cpu_per_op_us)
+                .fold(f64::INFINITY, f64::min),
+        })
+    }
+
+    fn best_caslap(&self, s: Scenario) -> Option<Best> {
+        let cs = self.caslap.get(&s)?;
+        Some(Best {
+            rate: cs.iter().map(|c| c.hits_per_s).fold(0.0, f64::max),
+            cpu_us: cs
+                .iter()
+                .map(|c| c.cpu_per_req_us)
+                .fold(f64::INFINITY, f64::min),
+        })
+    }
+
+    /// The best peer's throughput in a scenario, and which peer.
+    fn best_peer(&self, s: Scenario) -> Option<(&'static str, f64)> {
+        CLIENTS
+            .iter()
+            .filter(|c| c.peer)
+            .filter_map(|c| Some((c.label, self.best(c.id, s)?.rate)))
+            .max_by(|a, b| a.1.total_cmp(&b.1))
+    }
+}
+
+fn client_id(id: &str) -> Option<&'static str> {
+    CLIENTS.iter().find(|c| c.id == id).map(|c| c.id)
+}
+
+pub(crate) fn fmt_rate(r: f64, unit: &str) -> String {
+    if unit == "B/s" {
+        format!("{:.0} MB/s", r / 1e6)
+    } else if r >= 1e6 {
+        format!("{:.2}M", r / 1e6)
+    } else if r >= 1e5 {
+        format!("{:.0}k", r / 1e3)
+    } else {
+        format!("{:.1}k", r / 1e3)
+    }
+}
+
+fn unit_heading(s: Scenario) -> &'static str {
+    if s == Scenario::Big64k {
+        "MB/s"
+    } else {
+        s.unit()
+    }
+}
+
+fn first_line(cmd: &str, arg: &str) -> Option<String> {
+    let out = std::process::Command::new(cmd).arg(arg).output().ok()?;
+    Some(
+        String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .next()?
+            .trim()
+            .to_string(),
+    )
+}
+
+fn machine() -> String {
+    // Not `available_parallelism`: that counts only the CPUs this (maybe pinned) process may use.
+    let cpuinfo = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
+    let cores = cpuinfo
+        .lines()
+        .filter(|l| l.starts_with("processor"))
+        .count();
+    let model = cpuinfo
+        .lines()
+        .find_map(|l| l.strip_prefix("model name"))
+        .and_then(|l| l.split(':').nth(1))
+        .map_or("unknown CPU".to_string(), |m| m.trim().to_string());
+    let kernel = std::fs::read_to_string("/proc/sys/kernel/osrelease")
+        .map_or("?".to_string(), |k| k.trim().to_string());
+    let memcached = first_line("memcached", "-V").unwrap_or_else(|| "memcached ?".into());
+    format!("{cores} cores ({model}), Linux {kernel}; {memcached} `-t 1` on loopback")
+}
+
+fn ratio(x: f64, y: f64) -> String {
+    if y > 0.0 && x.is_finite() && y.is_finite() {
+        format!("{:.2}×", x / y)
+    } else {
+        "—".into()
+    }
+}
+
+/// The whole report for one placement.
+pub(crate) fn markdown(
+    r: &Results,
+    clients: &[&'static ClientInfo],
+    secs: Duration,
+    runs: usize,
+    pin: bool,
+) -> String {
+    let mut md = String::new();
+    let placement = if pin {
+        "pinned: client and memcached both on CPU 0 (`taskset -c 0`)"
+    } else {
+        "unpinned"
+    };
+    let _ = writeln!(md, "#### Placement: {placement}\n");
+    let _ = writeln!(
+        md,
+        "Machine: {}. 100-byte values unless stated; {} s per scenario; {}; each client in a \
+         process of its own, one after another, against the same memcached.\n",
+        machine(),
+        secs.as_secs(),
+        if runs > 1 {
+            format!(
+                "best of {runs} runs per cell (highest throughput, lowest CPU, lowest RSS, \
+                 each cell on its own)"
+            )
+        } else {
+            "one run".to_string()
+        }
+    );
+
+    let header = |md: &mut String, first: &str| {
+        let _ = write!(md, "| {first} |");
+        for c in clients {
+            let _ = write!(md, " {} |", c.label);
+        }
+        let _ = writeln!(md, " memcaslap |");
+        let _ = write!(md, "|---|");
+        for _ in clients {
+            let _ = write!(md, "---:|");
+        }
+        let _ = writeln!(md, "---:|");
+    };
+
+    let _ = writeln!(md, "Throughput:\n");
+    header(&mut md, "scenario");
+    for s in Scenario::ALL {
+        let _ = write!(md, "| {} ({}) |", s.label(), unit_heading(s));
+        for c in clients {
+            let cell = r
+                .best(c.id, s)
+                .map_or("—".to_string(), |b| fmt_rate(b.rate, s.unit()));
+            let _ = write!(md, " {cell} |");
+        }
+        let cell = match (s, r.best_caslap(s)) {
+            (Scenario::Get32, Some(b)) => format!("{}¹", fmt_rate(b.rate, "")),
+            (Scenario::Multi100, Some(b)) => format!("{}¹", fmt_rate(b.rate, "")),
+            _ => "—".into(),
+        };
+        let _ = writeln!(md, " {cell} |");
+    }
+
+    let _ = writeln!(
+        md,
+        "\nClient CPU per request (µs, user + system, from `getrusage` of the client process; \
+         a 100-key multi-get is one request), and peak RSS of each client's process:\n"
+    );
+    header(&mut md, "scenario");
+    for s in Scenario::ALL {
+        let _ = write!(md, "| {} |", s.label());
+        for c in clients {
+            let cell = r
+                .best(c.id, s)
+                .map_or("—".to_string(), |b| format!("{:.2}", b.cpu_us));
+            let _ = write!(md, " {cell} |");
+        }
+        let cell = match (s, r.best_caslap(s)) {
+            (Scenario::Get32 | Scenario::Multi100, Some(b)) => format!("{:.2}", b.cpu_us),
+            _ => "—".into(),
+        };
+        let _ = writeln!(md, " {cell} |");
+    }
+    let _ = write!(md, "| peak RSS (MiB) |");
+    for c in clients {
+        let cell = r
+            .rss_kib
+            .get(c.id)
+            .and_then(|v| v.iter().min())
+            .map_or("—".to_string(), |k| format!("{:.1}", *k as f64 / 1024.0));
+        let _ = write!(md, " {cell} |");
+    }
+    let _ = writeln!(md, " — |");
+    let _ = writeln!(
+        md,
+        "\n¹ `memcaslap -T 1 -c 32 -F cfg` (`-d 100` for multi-gets), cfg: 16-byte keys (its \
+         minimum), 100-byte values, 99% gets, 1% sets; hits per second (its sets and misses \
+         not counted).\n"
+    );
+
+    let peers: Vec<_> = clients.iter().filter(|c| c.peer).collect();
+    for ours in ["mcache-tokio", "mcache-async-std"] {
+        if !clients.iter().any(|c| c.id == ours) || peers.is_empty() {
+            continue;
+        }
+        let _ = writeln!(
+            md,
+            "{ours} against each peer (throughput ratio, higher is better / CPU-per-request \
+             ratio, lower is better):\n"
+        );
+        let _ = write!(md, "| scenario |");
+        for p in &peers {
+            let _ = write!(md, " vs {} |", p.label);
+        }
+        let _ = write!(md, "\n|---|");
+        for _ in &peers {
+            let _ = write!(md, "---:|");
+        }
+        let _ = writeln!(md);
+        for s in Scenario::ALL {
+            let _ = write!(md, "| {} |", s.label());
+            for p in &peers {
+                let cell = match (r.best(ours, s), r.best(p.id, s)) {
+                    (Some(a), Some(b)) => {
+                        format!("{} / {}", ratio(a.rate, b.rate), ratio(a.cpu_us, b.cpu_us))
+                    }
+                    _ => "—".into(),
+                };
+                let _ = write!(md, " {cell} |");
+            }
+            let _ = writeln!(md);
+        }
+        let _ = writeln!(md);
+    }
+
+    aims(&mut md, r, clients);
+
+    let _ = writeln!(md, "How each client is driven:\n");
+    for c in clients {
+        let _ = writeln!(md, "- **{}**: {}.", c.label, c.how);
+    }
+    let _ = writeln!(
+        md,
+        "- **memcaslap**: memcached's own load generator (libmemcached-tools, C), one thread, \
+         32 connections{}.",
+        if pin { ", under `taskset -c 0`" } else { "" }
+    );
+    let _ = writeln!(
+        md,
+        "\nThe tokio runtime has {} worker thread(s) for every tokio client; the scenarios with \
+         32/256 tasks use 32/256 tokio tasks (async clients) or OS threads (memcache); \
+         multi-get and 64 KiB use 8.",
+        if pin { 1 } else { 2 }
+    );
+    if !r.failures.is_empty() {
+        let _ = writeln!(md, "\nFailures:\n");
+        for (c, e) in &r.failures {
+            let _ = writeln!(md, "- {c}: {e}");
+        }
+    }
+    md
+}
+
+fn aims(md: &mut String, r: &Results, clients: &[&'static ClientInfo]) {
+    let ours: Vec<&str> = ["mcache-tokio", "mcache-async-std"]
+        .into_iter()
+        .filter(|o| clients.iter().any(|c| c.id == *o))
+        .collect();
+    if ours.is_empty() {
+        return;
+    }
+    let _ = write!(md, "The aims (issue 8):\n\n| aim |");
+    for o in &ours {
+        let _ = write!(md, " {o} |");
+    }
+    let _ = write!(md, "\n|---|");
+    for _ in &ours {
+        let _ = write!(md, "---|");
+    }
+    let _ = writeln!(md);
+    let verdict = |ok: bool| if ok { "met" } else { "**not met**" };
+
+    let peer32 = r.best_peer(Scenario::Get32);
+    let _ = write!(
+        md,
+        "| 32 tasks: ≥ 3× the best peer's gets/s ({}) |",
+        peer32.map_or("no peer".into(), |(n, v)| format!(
+            "{n}, {}",
+            fmt_rate(v, "gets/s")
+        ))
+    );
+    for o in &ours {
+        let cell = match (r.best(o, Scenario::Get32), peer32) {
+            (Some(a), Some((_, p))) => {
+                format!("{}, {}", ratio(a.rate, p), verdict(a.rate >= 3.0 * p))
+            }
+            _ => "—".into(),
+        };
+        let _ = write!(md, " {cell} |");
+    }
+    let _ = write!(md, "\n| 32 tasks: ≤ 1 µs client CPU per get |");
+    for o in &ours {
+        let cell = r.best(o, Scenario::Get32).map_or("—".into(), |a| {
+            format!("{:.2} µs, {}", a.cpu_us, verdict(a.cpu_us <= 1.0))
+        });
+        let _ = write!(md, " {cell} |");
+    }
+    let caslap = r.best_caslap(Scenario::Multi100);
+    let _ = write!(
+        md,
+        "\n| multi-get: ≥ memcaslap's keys/s ({}) |",
+        caslap.map_or("not run".into(), |c| fmt_rate(c.rate, "keys/s"))
+    );
+    for o in &ours {
+        let cell = match (r.best(o, Scenario::Multi100), caslap) {
+            (Some(a), Some(c)) => {
+                format!("{}, {}", ratio(a.rate, c.rate), verdict(a.rate >= c.rate))
+            }
+            _ => "—".into(),
+        };
+        let _ = write!(md, " {cell} |");
+    }
+    let peer64 = r.best_peer(Scenario::Big64k);
+    let _ = write!(
+        md,
+        "\n| 64 KiB: ≥ the best peer's MB/s ({}) |",
+        peer64.map_or("no peer".into(), |(n, v)| format!(
+            "{n}, {}",
+            fmt_rate(v, "B/s")
+        ))
+    );
+    for o in &ours {
+        let cell = match (r.best(o, Scenario::Big64k), peer64) {
+            (Some(a), Some((_, p))) => format!("{}, {}", ratio(a.rate, p), verdict(a.rate >= p)),
+            _ => "—".into(),
+        };
+        let _ = write!(md, " {cell} |");
+    }
+    let raw = r.best("raw", Scenario::Sequential);
+    let _ = write!(
+        md,
+        "\n| sequential: within 10% of the raw `Connection` ({}) |",
+        raw.map_or("not run".into(), |b| fmt_rate(b.rate, "req/s") + " req/s")
+    );
+    for o in &ours {
+        let cell = match (r.best(o, Scenario::Sequential), raw) {
+            (Some(a), Some(b)) => format!(
+                "{}, {}",
+                ratio(a.rate, b.rate),
+                verdict(a.rate >= 0.9 * b.rate)
+            ),
+            _ => "—".into(),
+        };
+        let _ = write!(md, " {cell} |");
+    }
+    let _ = write!(md, "\n| memoized hit within 5% of a raw get |");
+    for _ in &ours {
+        let _ = write!(md, " not measured by this runner (registry) |");
+    }
+    let _ = writeln!(md, "\n");
+}

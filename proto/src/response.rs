@@ -336,10 +336,7 @@ impl ResponseDecoder {
 
     /// Drops any partly decoded reply (after an error).
     pub fn reset(&mut self) {
-        self.values.clear();
-        self.next_key = 0;
-        self.stats.clear();
-        self.lines.clear();
+        self.reset_partial();
         self.skip_empty_line = false;
     }
 
@@ -537,6 +534,7 @@ impl ResponseDecoder {
         }
     }
 
+    /// Drops the part of a multi-line reply read so far (keeps the stray-line state).
     fn reset_partial(&mut self) {
         self.values.clear();
         self.next_key = 0;

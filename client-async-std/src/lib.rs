@@ -1,66 +1,135 @@
 //! # mcache-async-std
 //!
-//! A memcached client over `futures-io` sockets, for async-std and smol, built on
-//! [`mcache_proto`]: the protocol, pipelining, quiet
-//! batches and cancellation live in proto's sans-IO `Connection`; this crate only moves bytes.
+//! memcached for async-std and smol: the one mcache client ([`mcache_client`]) on the
+//! `async-io` reactor, which both executors share. This crate only says how a task is
+//! spawned ([`AsyncIo::async_std`] or [`AsyncIo::smol`]), and lends async-io's timers and
+//! async-net's sockets; the driver, pools, deadlines, reconnects and TLS are the client
+//! core's, the protocol is [`mcache_proto`]'s.
 //!
-//! - [`Client::connect`] for one server, [`Client::builder`] for connections, timeouts, unix
-//!   sockets, TLS (feature `tls`) and ASCII authentication.
-//! - [`Client`] is cheap to clone and `Send + Sync`; callers multiplex over a few connections
-//!   and many requests go out in one write.
-//! - Pools: [`Builder::servers`] (weights, [`HashMode`], [`Failover`]) places every key where
-//!   libmemcached's ketama would, splits multi-key gets per server and merges them in order,
-//!   sends keyless commands to every server, and takes dead servers out and back in. Through
-//!   twemproxy, [`Builder::proxy`] refuses what the proxy cannot carry.
-//! - Every operation comes from the [`Memcache`] trait: `get`, `set`, `get_multi`, `cas`,
-//!   `meta_get`, … Bring it into scope with `use mcache_async_std::Memcache`.
-//! - Connection tasks are spawned on async-std's executor (feature `async-std`, the default)
-//!   or smol's (feature `smol`); sockets and timers come from `async-io`, so the client works
-//!   under either runtime.
-//! - Dropping a future at any point is safe: its reply is read and discarded, and the
-//!   connection stays in step. A request timeout does the same.
-//! - A connection whose server stops answering is closed and reopened with backoff; while it
-//!   is down, calls fail fast with [`Error::Io`].
+//! ```
+//! # fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! # let server = mcache_testkit::Memcached::start()?;
+//! # let addr = server.host_port_string();
+//! # async_std::task::block_on(async {
+//! use mcache_async_std::{Client, Connect, Memcache};
+//!
+//! let client = Client::connect(addr.as_str()).await?;
+//! client.set("greeting", "hello", 0).await?;
+//! let got = client.get("greeting").await?;
+//! assert_eq!(got.map(|v| v.data), Some("hello".into()));
+//! # Ok::<(), mcache_async_std::Error>(())
+//! # })?;
+//! # Ok(())
+//! # }
+//! ```
+//!
+//! - Features: `async-std` (default) spawns connection tasks on async-std's executor, `smol`
+//!   on smol's global executor. [`Connect`] (`Client::connect`, `Client::builder`) uses
+//!   async-std's when that feature is on, else smol's; with both on, pick with
+//!   `Builder::new(AsyncIo::smol())`.
+//! - [`Client`] is the same type as `mcache_client::Client` and `mcache_tokio::Client`.
+//! - `tls`: TLS through the client core's rustls layer.
 
 #![forbid(unsafe_code)]
 
-mod client;
-mod driver;
-#[cfg(feature = "tls")]
-pub mod tls;
-mod transport;
+use std::future::Future as _;
+use std::io;
+use std::path::Path;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::Instant;
 
-pub use client::{Builder, Client, ServerHandle};
-pub use mcache_proto::{
-    self as proto, EncodeError, Error, Failover, HashMode, HealthPolicy, Key, KeyHash, Memcache,
-    MetaArithmeticFlags, MetaDeleteFlags, MetaGetFlags, MetaResponse, MetaSetFlags, MetaStatus,
-    Pool, ProxyKind, ServerSpec, Stat, StoreStatus, Value,
-};
-pub use transport::Endpoint;
+pub use mcache_client::*;
 
-/// Settings shared by a client's connection tasks.
-#[derive(Debug, Clone)]
-pub(crate) struct Settings {
-    pub(crate) connection: mcache_proto::ConnectionConfig,
-    pub(crate) connect_timeout: std::time::Duration,
-    pub(crate) backoff_min: std::time::Duration,
-    pub(crate) backoff_max: std::time::Duration,
-    pub(crate) auth: Option<(String, String)>,
-    #[cfg(feature = "tls")]
-    pub(crate) tls: Option<tls::TlsConfig>,
+/// The shorthands most programs need: `use mcache_async_std::prelude::*;`.
+pub mod prelude {
+    pub use super::{Client, Connect, Memcache};
 }
 
 #[cfg(feature = "async-std")]
-fn spawn(f: impl std::future::Future<Output = ()> + Send + 'static) {
-    drop(async_std::task::spawn(f));
-}
+mcache_client::adapter_constructors!(Connect, AsyncIo::async_std);
 
 #[cfg(all(feature = "smol", not(feature = "async-std")))]
-fn spawn(f: impl std::future::Future<Output = ()> + Send + 'static) {
-    smol::spawn(f).detach();
-}
+mcache_client::adapter_constructors!(Connect, AsyncIo::smol);
 
 #[cfg(not(any(feature = "async-std", feature = "smol")))]
 compile_error!(
     "mcache-async-std needs the `async-std` or the `smol` feature to spawn its connection tasks"
 );
+
+/// The `async-io` reactor as the client's [`Runtime`], with the executor that runs the
+/// connection tasks.
+#[derive(Clone, Copy)]
+pub struct AsyncIo {
+    executor: &'static str,
+    spawn: fn(BoxFuture<'static, ()>),
+}
+
+impl std::fmt::Debug for AsyncIo {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "AsyncIo({})", self.executor)
+    }
+}
+
+impl AsyncIo {
+    /// Connection tasks on async-std's executor.
+    #[cfg(feature = "async-std")]
+    pub fn async_std() -> Arc<dyn Runtime> {
+        Arc::new(AsyncIo {
+            executor: "async-std",
+            spawn: |f| drop(async_std::task::spawn(f)),
+        })
+    }
+
+    /// Connection tasks on smol's global executor.
+    #[cfg(feature = "smol")]
+    pub fn smol() -> Arc<dyn Runtime> {
+        Arc::new(AsyncIo {
+            executor: "smol",
+            spawn: |f| smol::spawn(f).detach(),
+        })
+    }
+}
+
+impl Runtime for AsyncIo {
+    fn spawn(&self, future: BoxFuture<'static, ()>) {
+        (self.spawn)(future);
+    }
+
+    fn timer(&self, at: Instant) -> Pin<Box<dyn Timer>> {
+        Box::pin(After(async_io::Timer::at(at)))
+    }
+
+    fn connect_tcp<'a>(&'a self, addr: &'a str) -> BoxFuture<'a, io::Result<Box<dyn ByteStream>>> {
+        Box::pin(async move {
+            let tcp = async_net::TcpStream::connect(addr).await?;
+            tcp.set_nodelay(true)?;
+            Ok(Box::new(FuturesIo(tcp)) as Box<dyn ByteStream>)
+        })
+    }
+
+    fn connect_unix<'a>(
+        &'a self,
+        path: &'a Path,
+    ) -> BoxFuture<'a, io::Result<Box<dyn ByteStream>>> {
+        let path = path.to_path_buf();
+        Box::pin(async move {
+            let unix = async_net::unix::UnixStream::connect(path).await?;
+            Ok(Box::new(FuturesIo(unix)) as Box<dyn ByteStream>)
+        })
+    }
+}
+
+/// async-io's timer as a [`Timer`].
+struct After(async_io::Timer);
+
+impl Timer for After {
+    fn reset(self: Pin<&mut Self>, at: Instant) {
+        self.get_mut().0.set_at(at);
+    }
+
+    fn poll_fire(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+        Pin::new(&mut self.get_mut().0).poll(cx).map(drop)
+    }
+}

@@ -1,47 +1,148 @@
 //! # mcache-tokio
 //!
-//! A memcached client for tokio, built on [`mcache_proto`]: the protocol, pipelining, quiet
-//! batches and cancellation live in proto's sans-IO `Connection`; this crate only moves bytes.
+//! memcached for tokio: the one mcache client ([`mcache_client`]) on tokio's runtime. This
+//! crate only says how tokio spawns a task, keeps a timer and opens a socket ([`Tokio`]);
+//! the driver, pools, deadlines, reconnects and TLS are the client core's, the protocol is
+//! [`mcache_proto`]'s.
 //!
-//! - [`Client::connect`] for one server, [`Client::builder`] for connections, timeouts, unix
-//!   sockets, TLS (feature `tls`) and ASCII authentication.
-//! - [`Client`] is cheap to clone and `Send + Sync`; callers multiplex over a few connections
-//!   and many requests go out in one write.
-//! - Pools: [`Builder::servers`] (weights, [`HashMode`], [`Failover`]) places every key where
-//!   libmemcached's ketama would, splits multi-key gets per server and merges them in order,
-//!   sends keyless commands to every server, and takes dead servers out and back in. Through
-//!   twemproxy, [`Builder::proxy`] refuses what the proxy cannot carry.
+//! ```
+//! # fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! # let server = mcache_testkit::Memcached::start()?;
+//! # let addr = server.host_port_string();
+//! # tokio::runtime::Runtime::new()?.block_on(async {
+//! use mcache_tokio::{Client, Connect, Memcache};
+//!
+//! let client = Client::connect(addr.as_str()).await?;
+//! client.set("greeting", "hello", 0).await?;
+//! let got = client.get("greeting").await?;
+//! assert_eq!(got.map(|v| v.data), Some("hello".into()));
+//! # Ok::<(), mcache_tokio::Error>(())
+//! # })?;
+//! # Ok(())
+//! # }
+//! ```
+//!
+//! - [`Client::connect`](Connect::connect) for one server, [`Client::builder`](Connect::builder)
+//!   for connections, timeouts, bounds, unix sockets, TLS (feature `tls`), ASCII
+//!   authentication, pools of servers and twemproxy. [`Connect`] (also in [`prelude`]) puts
+//!   both on [`Client`].
+//! - [`Client`] is the same type as `mcache_client::Client` and `mcache_async_std::Client`:
+//!   enabling another runtime's crate never changes a type.
 //! - Every operation comes from the [`Memcache`] trait: `get`, `set`, `get_multi`, `cas`,
-//!   `meta_get`, … Bring it into scope with `use mcache_tokio::Memcache`.
-//! - Dropping a future at any point is safe: its reply is read and discarded, and the
-//!   connection stays in step. A request timeout does the same.
-//! - A connection whose server stops answering is closed and reopened with backoff; while it
-//!   is down, calls fail fast with [`Error::Io`].
+//!   `meta_get`, … Dropping a future at any point is safe: its reply is read and discarded,
+//!   and the connection stays in step.
+//! - Connection tasks are spawned on the tokio runtime that is current when the client is
+//!   built (`Client::connect` and `Builder::build` must run inside one).
 
 #![forbid(unsafe_code)]
 
-mod client;
-mod driver;
-#[cfg(feature = "tls")]
-pub mod tls;
-mod transport;
+use bytes::{BufMut, BytesMut};
+use std::future::Future as _;
+use std::io;
+use std::path::Path;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::Instant;
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 
-pub use client::{Builder, Client, ServerHandle};
-pub use mcache_proto::{
-    self as proto, EncodeError, Error, Failover, HashMode, HealthPolicy, Key, KeyHash, Memcache,
-    MetaArithmeticFlags, MetaDeleteFlags, MetaGetFlags, MetaResponse, MetaSetFlags, MetaStatus,
-    Pool, ProxyKind, ServerSpec, Stat, StoreStatus, Value,
-};
-pub use transport::Endpoint;
+pub use mcache_client::*;
 
-/// Settings shared by a client's connection tasks.
+/// The shorthands most programs need: `use mcache_tokio::prelude::*;`.
+pub mod prelude {
+    pub use super::{Client, Connect, Memcache};
+}
+
+mcache_client::adapter_constructors!(Connect, Tokio::runtime);
+
+/// tokio as the client's [`Runtime`]: tasks on the runtime that was current when it was made,
+/// tokio's timers, tokio's TCP and unix sockets.
 #[derive(Debug, Clone)]
-pub(crate) struct Settings {
-    pub(crate) connection: mcache_proto::ConnectionConfig,
-    pub(crate) connect_timeout: std::time::Duration,
-    pub(crate) backoff_min: std::time::Duration,
-    pub(crate) backoff_max: std::time::Duration,
-    pub(crate) auth: Option<(String, String)>,
-    #[cfg(feature = "tls")]
-    pub(crate) tls: Option<tls::TlsConfig>,
+pub struct Tokio {
+    handle: Option<tokio::runtime::Handle>,
+}
+
+impl Tokio {
+    /// The runtime for the tokio runtime current on this thread (or, outside one, whichever
+    /// is current when a task is spawned).
+    pub fn runtime() -> Arc<dyn Runtime> {
+        Arc::new(Tokio {
+            handle: tokio::runtime::Handle::try_current().ok(),
+        })
+    }
+}
+
+impl Runtime for Tokio {
+    fn spawn(&self, future: BoxFuture<'static, ()>) {
+        match &self.handle {
+            Some(handle) => drop(handle.spawn(future)),
+            None => drop(tokio::spawn(future)),
+        }
+    }
+
+    fn timer(&self, at: Instant) -> Pin<Box<dyn Timer>> {
+        Box::pin(Sleep(Box::pin(tokio::time::sleep_until(at.into()))))
+    }
+
+    fn connect_tcp<'a>(&'a self, addr: &'a str) -> BoxFuture<'a, io::Result<Box<dyn ByteStream>>> {
+        Box::pin(async move {
+            let tcp = tokio::net::TcpStream::connect(addr).await?;
+            tcp.set_nodelay(true)?;
+            Ok(Box::new(Io(tcp)) as Box<dyn ByteStream>)
+        })
+    }
+
+    fn connect_unix<'a>(
+        &'a self,
+        path: &'a Path,
+    ) -> BoxFuture<'a, io::Result<Box<dyn ByteStream>>> {
+        Box::pin(async move {
+            let unix = tokio::net::UnixStream::connect(path).await?;
+            Ok(Box::new(Io(unix)) as Box<dyn ByteStream>)
+        })
+    }
+}
+
+/// tokio's `Sleep` as a [`Timer`].
+struct Sleep(Pin<Box<tokio::time::Sleep>>);
+
+impl Timer for Sleep {
+    fn reset(self: Pin<&mut Self>, at: Instant) {
+        self.get_mut().0.as_mut().reset(at.into());
+    }
+
+    fn poll_fire(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+        self.get_mut().0.as_mut().poll(cx)
+    }
+}
+
+/// A tokio socket as a [`ByteStream`]: reads go straight into the connection's buffer,
+/// without zeroing it first.
+struct Io<T>(T);
+
+impl<T: AsyncRead + AsyncWrite + Unpin + Send + 'static> ByteStream for Io<T> {
+    fn poll_read(&mut self, cx: &mut Context<'_>, buf: &mut [u8]) -> Poll<io::Result<usize>> {
+        let mut buf = ReadBuf::new(buf);
+        Pin::new(&mut self.0)
+            .poll_read(cx, &mut buf)
+            .map_ok(|()| buf.filled().len())
+    }
+
+    fn poll_read_buf(
+        &mut self,
+        cx: &mut Context<'_>,
+        buf: &mut BytesMut,
+        max: usize,
+    ) -> Poll<io::Result<usize>> {
+        let mut room = buf.limit(max);
+        tokio_util::io::poll_read_buf(Pin::new(&mut self.0), cx, &mut room)
+    }
+
+    fn poll_write(&mut self, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.0).poll_write(cx, buf)
+    }
+
+    fn poll_flush(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.0).poll_flush(cx)
+    }
 }

@@ -43,6 +43,7 @@ impl RequestId {
 }
 
 /// The request a connection adds to close a batch that ends with silent requests.
+#[non_exhaustive]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum SyncCommand {
     /// `mn` (memcached 1.6+).
@@ -57,8 +58,18 @@ pub enum SyncCommand {
 pub struct ConnectionConfig {
     /// Limits on what is accepted from the server.
     pub limits: Limits,
-    /// Poison the connection when the server makes no progress for this long while requests
-    /// are outstanding ([`Connection::poll_timeout`]).
+    /// How long a reply may take to complete once it is due; past it the connection is
+    /// poisoned with [`PoisonReason::Timeout`] ([`Connection::poll_timeout`]). `None`: no
+    /// deadline.
+    ///
+    /// The oldest pending request (abandoned or not) is due from the moment its first bytes
+    /// are written while nothing is ahead of it, or from the moment the reply ahead of it
+    /// completes (a silent request ahead completes when a later reply shows it succeeded, a
+    /// batch when its last reply or the hidden `mn`/`version` arrives). Its whole reply must
+    /// then arrive within `read_timeout`: bytes that do not complete a reply do not move the
+    /// deadline, so a server that drips a reply byte by byte is cut off `read_timeout` after
+    /// the reply was due, whatever it sends meanwhile. A pipelined batch may take longer than
+    /// `read_timeout` as a whole, as long as each reply completes within it of the one before.
     pub read_timeout: Option<Duration>,
     /// How batches ending in silent requests are closed.
     pub sync: SyncCommand,
@@ -67,6 +78,8 @@ pub struct ConnectionConfig {
 #[derive(Debug)]
 struct Pending {
     id: u64,
+    /// Where its bytes start in the stream of bytes queued for writing.
+    start: u64,
     internal: bool,
     expect: Option<Expect>,
     silent: bool,
@@ -134,7 +147,13 @@ pub struct Connection {
     next_id: u64,
     needs_sync: bool,
     state: State,
-    last_progress: Option<Instant>,
+    /// Bytes queued for writing since the connection opened.
+    queued: u64,
+    /// Bytes written since the connection opened.
+    written: u64,
+    /// When the front pending request became due (its reply must complete within the read
+    /// timeout of it); `None` while nothing is pending or its bytes are not written yet.
+    due: Option<Instant>,
 }
 
 impl Default for Connection {
@@ -156,7 +175,9 @@ impl Connection {
             next_id: 0,
             needs_sync: false,
             state: State::Open,
-            last_progress: None,
+            queued: 0,
+            written: 0,
+            due: None,
         }
     }
 
@@ -213,7 +234,10 @@ impl Connection {
                 | Request::MetaDelete(_)
                 | Request::MetaArithmetic(_)
         );
+        let start = self.queued;
+        let before = self.out.len();
         request.encode_unchecked(&mut self.out);
+        self.queued += (self.out.len() - before) as u64;
         self.next_id += 1;
         let silent = request.is_silent();
         let quit = request == Request::Quit;
@@ -225,6 +249,7 @@ impl Connection {
         let data_block = request.has_data_block();
         self.pending.push_back(Pending {
             id,
+            start,
             internal: false,
             expect: Expect::take(request),
             silent,
@@ -246,9 +271,13 @@ impl Connection {
                 SyncCommand::MetaNoop => Request::MetaNoop,
                 SyncCommand::Version => Request::Version,
             };
+            let start = self.queued;
+            let before = self.out.len();
             sync.encode_unchecked(&mut self.out);
+            self.queued += (self.out.len() - before) as u64;
             self.pending.push_back(Pending {
                 id: self.next_id,
+                start,
                 internal: true,
                 expect: Expect::of(&sync),
                 silent: false,
@@ -272,9 +301,8 @@ impl Connection {
     pub fn advance_transmit(&mut self, n: usize, now: Instant) {
         let n = n.min(self.out.len());
         let _ = self.out.split_to(n);
-        if n > 0 && self.last_progress.is_none() {
-            self.last_progress = Some(now);
-        }
+        self.written += n as u64;
+        self.start_clock(now);
     }
 
     /// Takes all the bytes to write now, without copying (for drivers that write from their
@@ -285,9 +313,8 @@ impl Connection {
         }
         let n = self.transmit().len();
         let chunk = self.out.split_to(n).freeze();
-        if self.last_progress.is_none() {
-            self.last_progress = Some(now);
-        }
+        self.written += n as u64;
+        self.start_clock(now);
         Some(chunk)
     }
 
@@ -315,23 +342,40 @@ impl Connection {
         &mut self.input
     }
 
-    /// Decodes every reply the read buffer completes.
+    /// Decodes every reply the read buffer completes. Only a completed reply moves the read
+    /// deadline ([`ConnectionConfig::read_timeout`]).
     pub fn process(&mut self, now: Instant) {
-        if !self.input.is_empty() {
-            self.last_progress = Some(now);
-        }
-        while let Some(progress) = self.step() {
+        while let Some(progress) = self.step(now) {
             if !progress {
                 break;
             }
         }
-        if self.pending.is_empty() {
-            self.last_progress = None;
+    }
+
+    /// The front request is due from `now` if nothing was due and its first bytes are
+    /// written.
+    fn start_clock(&mut self, now: Instant) {
+        if self.due.is_none()
+            && self
+                .pending
+                .front()
+                .is_some_and(|front| self.written > front.start)
+        {
+            self.due = Some(now);
         }
     }
 
+    /// Takes the front request, whose reply completed at `now`: the next one is due from now
+    /// (once written).
+    fn complete_front(&mut self, now: Instant) -> Option<Pending> {
+        let p = self.pending.pop_front()?;
+        self.due = None;
+        self.start_clock(now);
+        Some(p)
+    }
+
     /// One decoding step: `Some(true)` if something was completed, `Some(false)`/`None` to stop.
-    fn step(&mut self) -> Option<bool> {
+    fn step(&mut self, now: Instant) -> Option<bool> {
         if matches!(self.state, State::Poisoned(_)) {
             self.input.clear();
             return None;
@@ -375,7 +419,7 @@ impl Connection {
                 Peek::Meta(op) if front.expect.is_some() && op.is_some() && op == front.opaque => {}
                 _ => {
                     // The silent request succeeded: the reply is a later request's.
-                    let p = self.pending.pop_front()?;
+                    let p = self.complete_front(now)?;
                     let implied = p.implied();
                     self.deliver(p, implied);
                     return Some(true);
@@ -390,7 +434,7 @@ impl Connection {
         match self.decoder.decode(expect, &mut self.input) {
             Ok(None) => None,
             Ok(Some(r)) => {
-                let p = self.pending.pop_front()?;
+                let p = self.complete_front(now)?;
                 self.deliver(p, r);
                 Some(true)
             }
@@ -458,6 +502,7 @@ impl Connection {
                 self.deliver(p, implied);
             }
             self.state = State::Poisoned(PoisonReason::Quit);
+            self.due = None;
             return;
         }
         if !matches!(self.state, State::Poisoned(_)) {
@@ -465,16 +510,20 @@ impl Connection {
         }
     }
 
-    /// When [`handle_timeout`](Connection::handle_timeout) should be called next.
+    /// When [`handle_timeout`](Connection::handle_timeout) should be called next: the read
+    /// timeout after the oldest pending reply became due ([`ConnectionConfig::read_timeout`]);
+    /// `None` without a read timeout, while nothing written waits for a reply, or once the
+    /// connection is poisoned.
     pub fn poll_timeout(&self) -> Option<Instant> {
         let timeout = self.config.read_timeout?;
         if self.pending.is_empty() || !matches!(self.state, State::Open | State::Quitting) {
             return None;
         }
-        Some(self.last_progress? + timeout)
+        self.due?.checked_add(timeout)
     }
 
-    /// Poisons the connection if the server has made no progress within the read timeout.
+    /// Poisons the connection with [`PoisonReason::Timeout`] if the oldest pending reply has
+    /// not completed within the read timeout of becoming due.
     pub fn handle_timeout(&mut self, now: Instant) {
         if let Some(deadline) = self.poll_timeout() {
             if now >= deadline {
@@ -500,6 +549,6 @@ impl Connection {
         self.input.clear();
         self.decoder.reset();
         self.needs_sync = false;
-        self.last_progress = None;
+        self.due = None;
     }
 }

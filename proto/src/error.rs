@@ -3,12 +3,14 @@
 //! - [`KeyError`]: a key the protocol cannot carry (checked before anything is written).
 //! - [`EncodeError`]: a request or response that cannot be put on the wire as asked.
 //! - [`DecodeError`]: bytes that are not a frame of the protocol (the stream is then unusable).
-//! - [`Error`]: what a caller of [`Connection`](crate::Connection) or the
-//!   [`Memcache`](crate::Memcache) trait sees: one of the above, a reply from the server that
-//!   means failure, or the loss of the connection.
+//! - [`Error`]: what a caller of [`Connection`](crate::Connection) or a client sees: one of
+//!   the above, a reply from the server that means failure, the loss of the connection, a
+//!   server that cannot be reached ([`IoError`]) or is out, or a configuration that cannot
+//!   work.
 
 use bytes::Bytes;
 use std::fmt;
+use std::sync::Arc;
 
 /// How many bytes of offending input an error keeps, at most.
 pub const ERROR_CONTEXT_LEN: usize = 64;
@@ -43,6 +45,7 @@ impl fmt::Display for Snippet {
 }
 
 /// Why a key was refused.
+#[non_exhaustive]
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum KeyError {
     /// Keys have at least one byte.
@@ -72,6 +75,7 @@ pub enum KeyError {
 }
 
 /// A request or response that cannot be encoded.
+#[non_exhaustive]
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum EncodeError {
     /// The key is not valid.
@@ -123,6 +127,7 @@ pub enum EncodeError {
 /// What went wrong while decoding bytes from the wire.
 ///
 /// After a decode error the byte stream cannot be trusted: the connection is poisoned.
+#[non_exhaustive]
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum DecodeError {
     /// A line longer than the configured limit, without its end in sight.
@@ -177,9 +182,18 @@ pub enum DecodeError {
         /// The limit.
         max: usize,
     },
+    /// A reply whose values and lines would pass the configured total
+    /// ([`Limits::max_reply_len`](crate::Limits::max_reply_len)); refused before the bytes
+    /// over the limit are buffered.
+    #[error("response holds more than {max} bytes of values and lines")]
+    ReplyTooLarge {
+        /// The limit.
+        max: usize,
+    },
 }
 
 /// Why a connection can no longer be used.
+#[non_exhaustive]
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum PoisonReason {
     /// The server sent bytes that are not a valid response.
@@ -205,6 +219,7 @@ pub enum PoisonReason {
 }
 
 /// The errors a caller sees.
+#[non_exhaustive]
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum Error {
     /// The request could not be encoded; nothing was sent.
@@ -230,12 +245,109 @@ pub enum Error {
     /// The connection is unusable; every pending request fails with this.
     #[error("connection poisoned: {0}")]
     Poisoned(PoisonReason),
-    /// The caller's own deadline passed (set by an adapter).
+    /// The caller's own deadline passed (set by a client).
     #[error("request timed out")]
     Timeout,
-    /// The transport failed (set by an adapter).
+    /// The transport failed: connect, read or write (set by a client).
     #[error("io error: {0}")]
-    Io(String),
+    Io(IoError),
+    /// The server is unavailable (down, reconnecting or ejected); nothing was sent. The
+    /// message names the server and why.
+    #[error("unavailable: {0}")]
+    Unavailable(String),
+    /// The client's configuration cannot work (no server, TLS over a unix socket, ...).
+    #[error("invalid configuration: {0}")]
+    Config(String),
+}
+
+/// A transport failure: what was being done, the [`std::io::ErrorKind`], and the
+/// [`std::io::Error`] itself when there is one (shared, so the error stays `Clone`).
+///
+/// Two `IoError`s are equal when their kind, context and source's message are.
+///
+/// ```
+/// use mcache_proto::IoError;
+/// use std::io::ErrorKind;
+/// let e = IoError::new("connect 10.0.0.1:11211", std::io::Error::from(ErrorKind::ConnectionRefused));
+/// assert_eq!(e.kind(), ErrorKind::ConnectionRefused);
+/// assert!(e.to_string().starts_with("connect 10.0.0.1:11211: "));
+/// let t = IoError::from_kind("connect 10.0.0.1:11211", ErrorKind::TimedOut);
+/// assert_eq!(t.to_string(), "connect 10.0.0.1:11211: timed out");
+/// ```
+#[derive(Debug, Clone)]
+pub struct IoError {
+    context: String,
+    kind: std::io::ErrorKind,
+    source: Option<Arc<std::io::Error>>,
+}
+
+impl IoError {
+    /// `source` happened while doing `context` (for example `"connect 10.0.0.1:11211"`).
+    pub fn new(context: impl Into<String>, source: std::io::Error) -> IoError {
+        IoError {
+            context: context.into(),
+            kind: source.kind(),
+            source: Some(Arc::new(source)),
+        }
+    }
+
+    /// A failure of this kind without an underlying error (for example
+    /// [`TimedOut`](std::io::ErrorKind::TimedOut) when a connect takes too long).
+    pub fn from_kind(context: impl Into<String>, kind: std::io::ErrorKind) -> IoError {
+        IoError {
+            context: context.into(),
+            kind,
+            source: None,
+        }
+    }
+
+    /// The kind of failure.
+    pub fn kind(&self) -> std::io::ErrorKind {
+        self.kind
+    }
+
+    /// What was being done.
+    pub fn context(&self) -> &str {
+        &self.context
+    }
+}
+
+impl From<std::io::Error> for IoError {
+    /// Context `"io"`.
+    fn from(source: std::io::Error) -> IoError {
+        IoError::new("io", source)
+    }
+}
+
+impl PartialEq for IoError {
+    fn eq(&self, other: &IoError) -> bool {
+        self.kind == other.kind
+            && self.context == other.context
+            && match (&self.source, &other.source) {
+                (None, None) => true,
+                (Some(a), Some(b)) => a.to_string() == b.to_string(),
+                _ => false,
+            }
+    }
+}
+
+impl Eq for IoError {}
+
+impl fmt::Display for IoError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match &self.source {
+            Some(source) => write!(f, "{}: {source}", self.context),
+            None => write!(f, "{}: {}", self.context, self.kind),
+        }
+    }
+}
+
+impl std::error::Error for IoError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        self.source
+            .as_deref()
+            .map(|e| e as &(dyn std::error::Error + 'static))
+    }
 }
 
 fn fmt_msg(msg: &Bytes) -> String {
@@ -252,6 +364,12 @@ impl From<KeyError> for Error {
     }
 }
 
+impl From<IoError> for Error {
+    fn from(e: IoError) -> Self {
+        Error::Io(e)
+    }
+}
+
 impl Error {
     /// Whether the error says the server reported a failure for this request only (the
     /// connection is fine and other requests are unaffected).
@@ -260,5 +378,123 @@ impl Error {
             self,
             Error::Protocol(_) | Error::Client(_) | Error::Server(_)
         )
+    }
+
+    /// Whether a deadline passed: the caller's ([`Error::Timeout`]), the connection's read
+    /// timeout ([`PoisonReason::Timeout`]), or the transport's
+    /// ([`std::io::ErrorKind::TimedOut`], for example a connect timeout).
+    pub fn is_timeout(&self) -> bool {
+        match self {
+            Error::Timeout | Error::Poisoned(PoisonReason::Timeout) => true,
+            Error::Io(e) => e.kind() == std::io::ErrorKind::TimedOut,
+            _ => false,
+        }
+    }
+
+    /// Whether the server could not serve the request: it is out or unreachable
+    /// ([`Error::Unavailable`], [`Error::Io`]), or the connection was closed or stopped
+    /// answering ([`PoisonReason::Closed`], [`PoisonReason::Timeout`]). The same request may
+    /// succeed later, or on another server.
+    pub fn is_unavailable(&self) -> bool {
+        matches!(
+            self,
+            Error::Unavailable(_)
+                | Error::Io(_)
+                | Error::Poisoned(PoisonReason::Closed | PoisonReason::Timeout)
+        )
+    }
+
+    /// Whether the error counts against the server's health
+    /// ([`pool::is_server_failure`](crate::pool::is_server_failure)): the transport failed
+    /// ([`Error::Io`]), the server is unavailable ([`Error::Unavailable`]), a deadline passed
+    /// ([`Error::Timeout`], [`PoisonReason::Timeout`]) or the connection was closed
+    /// ([`PoisonReason::Closed`]).
+    ///
+    /// Not: replies from the server (`ERROR`, `CLIENT_ERROR`, `SERVER_ERROR`, unexpected
+    /// replies), requests that could not be encoded, configuration errors, and connections
+    /// closed for safety after the server did answer ([`PoisonReason::Malformed`],
+    /// [`PoisonReason::StorageRejected`], [`PoisonReason::AmbiguousError`],
+    /// [`PoisonReason::Quit`]).
+    pub fn is_connection_failure(&self) -> bool {
+        matches!(
+            self,
+            Error::Io(_)
+                | Error::Unavailable(_)
+                | Error::Timeout
+                | Error::Poisoned(PoisonReason::Closed | PoisonReason::Timeout)
+        )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::error::Error as _;
+    use std::io;
+
+    #[test]
+    fn io_errors_keep_kind_context_and_source() {
+        let e = IoError::new(
+            "connect 10.0.0.1:11211",
+            io::Error::new(io::ErrorKind::ConnectionRefused, "refused"),
+        );
+        assert_eq!(e.kind(), io::ErrorKind::ConnectionRefused);
+        assert_eq!(e.context(), "connect 10.0.0.1:11211");
+        assert_eq!(e.to_string(), "connect 10.0.0.1:11211: refused");
+        assert_eq!(
+            e.source().map(ToString::to_string).as_deref(),
+            Some("refused")
+        );
+        assert_eq!(e.clone(), e);
+        assert_ne!(
+            e,
+            IoError::new(
+                "connect 10.0.0.1:11211",
+                io::Error::new(io::ErrorKind::ConnectionRefused, "other")
+            )
+        );
+        let t = IoError::from_kind("connect", io::ErrorKind::TimedOut);
+        assert!(t.source().is_none());
+        assert_eq!(t.to_string(), "connect: timed out");
+        assert_ne!(t, IoError::from_kind("read", io::ErrorKind::TimedOut));
+        let f = IoError::from(io::Error::from(io::ErrorKind::BrokenPipe));
+        assert_eq!((f.context(), f.kind()), ("io", io::ErrorKind::BrokenPipe));
+        let e = Error::from(t);
+        assert_eq!(e.to_string(), "io error: connect: timed out");
+    }
+
+    #[test]
+    fn classification() {
+        let io = |kind| Error::Io(IoError::from_kind("x", kind));
+        let poisoned = Error::Poisoned;
+        let all = [
+            // (error, timeout, unavailable, connection failure)
+            (Error::Timeout, true, false, true),
+            (poisoned(PoisonReason::Timeout), true, true, true),
+            (io(io::ErrorKind::TimedOut), true, true, true),
+            (io(io::ErrorKind::ConnectionRefused), false, true, true),
+            (Error::Unavailable("down".into()), false, true, true),
+            (poisoned(PoisonReason::Closed), false, true, true),
+            (poisoned(PoisonReason::Quit), false, false, false),
+            (poisoned(PoisonReason::AmbiguousError), false, false, false),
+            (poisoned(PoisonReason::StorageRejected), false, false, false),
+            (
+                poisoned(PoisonReason::Malformed(DecodeError::ReplyTooLarge {
+                    max: 1,
+                })),
+                false,
+                false,
+                false,
+            ),
+            (Error::Server(Bytes::new()), false, false, false),
+            (Error::Config("no server".into()), false, false, false),
+            (Error::from(KeyError::Empty), false, false, false),
+        ];
+        for (e, timeout, unavailable, failure) in all {
+            assert_eq!(e.is_timeout(), timeout, "{e:?}");
+            assert_eq!(e.is_unavailable(), unavailable, "{e:?}");
+            assert_eq!(e.is_connection_failure(), failure, "{e:?}");
+            assert_eq!(crate::pool::is_server_failure(&e), failure, "{e:?}");
+        }
     }
 }

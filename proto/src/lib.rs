@@ -9,7 +9,9 @@
 //!   incrementally from a `BytesMut` (both directions: server side too).
 //! - [`Key`]: validated keys; no key can break a command line.
 //! - [`Connection`]: pipelining, quiet batches, abandoned requests, poisoning.
-//! - [`Memcache`]: one required method (`execute`), every typed operation provided.
+//! - [`commands`]: every typed operation defined once, as data: a [`Call`] is the request to
+//!   send and how its reply becomes the typed result. mcache-client's async `Memcache` trait
+//!   and any blocking client are built from these definitions.
 //! - [`Ring`] and [`Pool`]: where each key lives on a pool of servers (libmemcached-compatible
 //!   ketama and other clients' rules), how a request is split or broadcast over the pool, and
 //!   which servers are out.
@@ -60,9 +62,9 @@ pub mod text;
 pub mod waiters;
 pub mod wire;
 
-pub use commands::{AsKey, Memcache, StoreStatus};
+pub use commands::{AsKey, Call, Finish, StoreStatus};
 pub use connection::{Connection, ConnectionConfig, RequestId, SyncCommand};
-pub use error::{DecodeError, EncodeError, Error, KeyError, PoisonReason};
+pub use error::{DecodeError, EncodeError, Error, IoError, KeyError, PoisonReason};
 pub use key::{Key, MAX_BINARY_KEY_LEN, MAX_KEY_LEN};
 pub use meta::flags::{
     MetaArithmeticFlags, MetaArithmeticMode, MetaDeleteFlags, MetaGetFlags, MetaReturnFlags,

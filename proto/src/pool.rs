@@ -26,27 +26,23 @@
 //! Keys are placed by their bytes on the wire ([`Key::wire`]: the text key, or the base64
 //! form of a binary key), which is what other clients hash.
 //!
-//! The ring sits behind a `std::sync::Mutex`, held for a hash and a binary search at most and
-//! never across an await. While every server is up, routing reads an immutable copy of the
-//! placement without locking, and a reply from a server with no failures on record takes no
-//! lock either.
+//! A `Pool` is a plain value: routing with health and the bookkeeping take `&mut self`, and
+//! time is an `Instant` passed in. The client core keeps the pool behind its own lock, and a
+//! lock-free copy for the all-up case: while [`Pool::ejected`] is 0,
+//! [`Pool::plan_all_up`] and [`Pool::plan_split_all_up`] (placement only, on `&self`, without
+//! a clock) give exactly what [`Pool::plan`] and [`Pool::plan_split`] give.
 //!
 //! A pool of one server routes everything to it without hashing and keeps no health: there
-//! is nothing to fail over to, and the adapters' reconnect backoff already fails calls fast
+//! is nothing to fail over to, and the client's reconnect backoff already fails calls fast
 //! while it is down.
 
 use crate::connection::SyncCommand;
-use crate::error::{EncodeError, Error, PoisonReason};
+use crate::error::{EncodeError, Error};
 use crate::key::Key;
 use crate::request::Request;
 use crate::response::{Response, Value};
 use crate::ring::{HashMode, HealthPolicy, Ring, RingError, Routed, ServerSpec};
 use crate::text::request::{Retrieve, RetrieveCommand};
-use std::future::Future;
-use std::pin::Pin;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::{Mutex, MutexGuard, PoisonError};
-use std::task::Poll;
 use std::time::Instant;
 
 /// A proxy between the client and the servers, whose limits the client must respect.
@@ -140,22 +136,20 @@ impl ProxyKind {
     }
 }
 
-/// Whether an error says the server could not be reached or stopped answering: the connection
-/// failed or was closed (`Io`, `Poisoned(Closed)`), the server made no progress within the
-/// read timeout (`Poisoned(Timeout)`), or the caller's request timeout passed (`Timeout`).
-/// These count against the server's health; a reply from the server (even `SERVER_ERROR`)
-/// clears them; errors of the request itself (encoding, malformed reply) count neither way.
+/// Whether an error says the server could not be reached or stopped answering
+/// ([`Error::is_connection_failure`]): the transport failed (`Io`), the server is unavailable
+/// (`Unavailable`), the connection was closed (`Poisoned(Closed)`), the reply did not come
+/// within the read timeout (`Poisoned(Timeout)`), or the caller's request timeout passed
+/// (`Timeout`). These count against the server's health; a reply from the server (even
+/// `SERVER_ERROR`) clears them; errors of the request itself (encoding, malformed reply, a
+/// connection closed for safety after the server answered) count neither way.
 pub fn is_server_failure(error: &Error) -> bool {
-    matches!(
-        error,
-        Error::Io(_)
-            | Error::Timeout
-            | Error::Poisoned(PoisonReason::Closed | PoisonReason::Timeout)
-    )
+    error.is_connection_failure()
 }
 
 /// What to send for one call. See the [module documentation](self).
-#[derive(Debug)]
+#[non_exhaustive]
+#[derive(Debug, PartialEq, Eq)]
 pub enum Plan {
     /// Send `request` to `server`; its reply is the answer.
     One {
@@ -173,7 +167,7 @@ pub enum Plan {
 }
 
 /// A multi-key retrieval split per server.
-#[derive(Debug)]
+#[derive(Debug, PartialEq, Eq)]
 pub struct Split {
     /// `(server, request)`: one retrieval per server holding some of the keys, servers in
     /// the order of their first key. Take them (`std::mem::take`) to send them; pass the
@@ -259,7 +253,15 @@ fn values_of(
             response: other.describe(),
         }),
         Some(Err(e)) => Err(e),
-        None => Err(Error::Io("no reply for part of a split request".into())),
+        None => Err(no_reply(command)),
+    }
+}
+
+/// What a part without a reply (the caller passed too few) answers.
+fn no_reply(command: &'static str) -> Error {
+    Error::UnexpectedResponse {
+        command,
+        response: "no reply (fewer replies than parts)".into(),
     }
 }
 
@@ -275,13 +277,14 @@ fn place(keys: &[Key], positions: &[usize], values: Vec<Value>, slots: &mut [Opt
 }
 
 /// A command without a key, sent to every server.
-#[derive(Debug)]
+#[derive(Debug, PartialEq, Eq)]
 pub struct Broadcast {
     /// `(server, request)` for every server that is not out, in index order. Take them to
     /// send them; pass the replies to [`Broadcast::merge`] in the same order.
     pub parts: Vec<(usize, Request)>,
     /// The servers of `parts`, in order.
     sent_to: Vec<usize>,
+    command: &'static str,
     /// Servers that are out: (server, why).
     failed: Vec<(usize, Error)>,
 }
@@ -296,7 +299,7 @@ impl Broadcast {
         for server in self.sent_to {
             let reply = replies
                 .next()
-                .unwrap_or_else(|| Err(Error::Io("no reply from a server of the pool".into())));
+                .unwrap_or_else(|| Err(no_reply(self.command)));
             all.push((server, reply));
         }
         all.sort_by_key(|(s, _)| *s);
@@ -308,23 +311,22 @@ impl Broadcast {
                 Ok(_) => {}
             }
         }
-        first_ok.ok_or_else(|| Error::Io("no server in the pool".into()))
+        first_ok.ok_or_else(|| Error::Config("no server in the pool".into()))
     }
 }
 
 /// The servers of a client, their placement and their health. See the
 /// [module documentation](self).
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct Pool {
-    /// The placement with every server up: read without the lock.
+    /// The placement with every server up; never changes.
     placement: Ring,
-    /// Placement and health, for routing while some server is out, and bookkeeping.
-    health: Mutex<Ring>,
-    /// How many servers have an ejection on record (kept under the lock, read without it):
-    /// while 0, routing is [`Ring::server_for`].
-    ejected: AtomicUsize,
-    /// Per server: failures were recorded since its last reply.
-    suspect: Vec<AtomicBool>,
+    /// Placement and health: for routing while some server has an ejection on record, and
+    /// the bookkeeping.
+    health: Ring,
+    /// How many servers have an ejection on record (`health.retry_at(i).is_some()`): while
+    /// 0, routing is the placement's.
+    ejected: usize,
     proxy: Option<ProxyKind>,
 }
 
@@ -340,10 +342,9 @@ impl Pool {
     ) -> Result<Pool, RingError> {
         let ring = Ring::new(servers, mode)?.with_policy(policy);
         Ok(Pool {
-            suspect: (0..ring.len()).map(|_| AtomicBool::new(false)).collect(),
             placement: ring.clone(),
-            health: Mutex::new(ring),
-            ejected: AtomicUsize::new(0),
+            health: ring,
+            ejected: 0,
             proxy: None,
         })
     }
@@ -391,80 +392,243 @@ impl Pool {
         self.placement.server_for(key)
     }
 
-    fn ring(&self) -> MutexGuard<'_, Ring> {
-        self.health.lock().unwrap_or_else(PoisonError::into_inner)
+    /// How many servers have an ejection on record (their [`retry_at`](Pool::retry_at) is
+    /// set: out, or due to be retried and not yet answering). While it is 0,
+    /// [`Pool::plan_all_up`] gives what [`Pool::plan`] gives.
+    pub fn ejected(&self) -> usize {
+        self.ejected
     }
 
-    fn single(&self) -> bool {
-        self.placement.len() == 1
-    }
-
-    fn all_up(&self) -> bool {
-        self.ejected.load(Ordering::Acquire) == 0
-    }
-
-    /// The server that serves `key` at `now`, after failover; [`Error::Io`] naming the
-    /// server when it is down ([`Failover::FailFast`](crate::Failover::FailFast)) or when
-    /// every server is.
-    pub fn route(&self, key: &[u8], now: Instant) -> Result<usize, Error> {
-        if self.single() {
-            return Ok(0);
+    /// Routing as if every server were up.
+    fn all_up(&self) -> Planner<'_> {
+        Planner {
+            servers: self.placement.servers(),
+            proxy: self.proxy,
+            router: Router::AllUp(&self.placement),
         }
-        if self.all_up() {
-            return Ok(self.placement.server_for(key));
-        }
-        let routed = self.ring().route(key, now);
-        routed.map_err(|e| self.down_error(e, now))
     }
 
-    fn down_error(&self, e: RingError, now: Instant) -> Error {
-        let wait = |at: Instant| at.saturating_duration_since(now).as_millis();
-        match e {
-            RingError::ServerDown { server, retry_at } => {
-                let name = self
-                    .servers()
-                    .get(server)
-                    .map_or_else(|| format!("#{server}"), ToString::to_string);
-                Error::Io(format!(
-                    "server {name} is down (retried in {} ms)",
-                    wait(retry_at)
-                ))
+    /// Routing with health at `now` (the placement's while nothing is ejected).
+    fn with_health(&mut self, now: Instant) -> Planner<'_> {
+        let router = if self.ejected == 0 {
+            Router::AllUp(&self.placement)
+        } else {
+            Router::Health {
+                ring: &mut self.health,
+                now,
             }
-            RingError::AllServersDown { retry_at } => Error::Io(format!(
-                "every server is down (next retry in {} ms)",
-                wait(retry_at)
-            )),
-            other => Error::Io(other.to_string()),
+        };
+        Planner {
+            servers: self.placement.servers(),
+            proxy: self.proxy,
+            router,
         }
+    }
+
+    /// The server that serves `key` at `now`, after failover; [`Error::Unavailable`] naming
+    /// the server when it is down ([`Failover::FailFast`](crate::Failover::FailFast)) or when
+    /// every server is.
+    pub fn route(&mut self, key: &[u8], now: Instant) -> Result<usize, Error> {
+        self.with_health(now).route(key)
     }
 
     /// Whether `server` may be used at `now` (it is not out, or its retry time has come).
     pub fn is_available(&self, server: usize, now: Instant) -> bool {
-        server < self.len() && (self.all_up() || self.ring().is_available(server, now))
+        server < self.len() && (self.ejected == 0 || self.health.is_available(server, now))
     }
 
     /// When `server` is (or was) due to be retried after its last ejection; `None` if it has
     /// answered since, or was never ejected.
     pub fn retry_at(&self, server: usize) -> Option<Instant> {
-        self.ring().retry_at(server)
+        self.health.retry_at(server)
     }
 
     /// Consecutive failures on record for `server`.
     pub fn failures(&self, server: usize) -> u32 {
-        self.ring().failures(server)
+        self.health.failures(server)
     }
 
     /// Refuses, before sending, a request the proxy cannot carry.
     pub fn check(&self, request: &Request) -> Result<(), Error> {
-        match self.proxy {
-            Some(proxy) => proxy.check(request).map_err(Error::Encode),
-            None => Ok(()),
+        proxy_check(self.proxy, request)
+    }
+
+    /// What to send for `request` at `now`, after failover. See the
+    /// [module documentation](self).
+    pub fn plan(&mut self, request: Request, now: Instant) -> Plan {
+        self.with_health(now).plan(request)
+    }
+
+    /// What to send for `request` if every server were up: [`Pool::plan`] with the placement
+    /// only (no health, no clock). The same plan as [`Pool::plan`] while
+    /// [`Pool::ejected`] is 0.
+    pub fn plan_all_up(&self, request: Request) -> Plan {
+        self.all_up().plan(request)
+    }
+
+    /// Splits a retrieval per server even when its keys all live on one server (or there
+    /// is only one): for callers that want one result per key ([`Split::merge_each`]).
+    /// Fails when the request cannot be sent at all (invalid, or refused by the proxy).
+    pub fn plan_split(&mut self, retrieve: Retrieve, now: Instant) -> Result<Split, Error> {
+        self.with_health(now).plan_split(retrieve)
+    }
+
+    /// [`Pool::plan_split`] if every server were up (placement only); the same split while
+    /// [`Pool::ejected`] is 0.
+    pub fn plan_split_all_up(&self, retrieve: Retrieve) -> Result<Split, Error> {
+        self.all_up().plan_split(retrieve)
+    }
+
+    /// Takes note of `server`'s reply (or failure) to a request sent to it.
+    pub fn observe(&mut self, server: usize, result: &Result<Response, Error>, now: Instant) {
+        if self.len() == 1 {
+            return;
+        }
+        match result {
+            Ok(_) => self.record_success(server),
+            Err(e) if e.is_server_reply() => self.record_success(server),
+            Err(e) if is_server_failure(e) => {
+                self.record_failure(server, now);
+            }
+            Err(_) => {}
         }
     }
 
-    /// What to send for `request` at `now`. See the [module documentation](self).
-    pub fn plan(&self, request: Request, now: Instant) -> Plan {
-        if let Err(e) = self.check(&request) {
+    /// Counts a failure against `server`; returns whether this ejected it. See
+    /// [`Ring::record_failure`]. An unknown index is ignored.
+    pub fn record_failure(&mut self, server: usize, now: Instant) -> bool {
+        let ejected = self.health.record_failure(server, now);
+        if ejected {
+            self.count_ejected();
+            tracing::warn!(server = %self.health.servers()[server], "server ejected from the pool");
+        }
+        ejected
+    }
+
+    /// Clears `server`'s failures and re-admits it if it was out. An unknown index is
+    /// ignored.
+    pub fn record_success(&mut self, server: usize) {
+        let was_out = self.health.retry_at(server).is_some();
+        if !was_out && self.health.failures(server) == 0 {
+            return;
+        }
+        self.health.record_success(server);
+        if was_out {
+            self.count_ejected();
+            tracing::info!(server = %self.health.servers()[server], "server re-admitted to the pool");
+        }
+    }
+
+    fn count_ejected(&mut self) {
+        self.ejected = (0..self.health.len())
+            .filter(|&i| self.health.retry_at(i).is_some())
+            .count();
+    }
+}
+
+/// Refuses, before sending, a request `proxy` cannot carry.
+fn proxy_check(proxy: Option<ProxyKind>, request: &Request) -> Result<(), Error> {
+    match proxy {
+        Some(proxy) => proxy.check(request).map_err(Error::Encode),
+        None => Ok(()),
+    }
+}
+
+/// Where keys go: the placement with every server up, or the placement after failover at a
+/// given time.
+enum Router<'a> {
+    /// Every server up: placement only.
+    AllUp(&'a Ring),
+    /// Health consulted at `now`.
+    Health {
+        /// Placement and health.
+        ring: &'a mut Ring,
+        /// The time of the call.
+        now: Instant,
+    },
+}
+
+impl Router<'_> {
+    fn route(&mut self, key: &[u8]) -> Result<usize, RingError> {
+        match self {
+            Router::AllUp(ring) => Ok(ring.server_for(key)),
+            Router::Health { ring, now } => ring.route(key, *now),
+        }
+    }
+
+    fn route_many<'k>(&mut self, keys: impl IntoIterator<Item = &'k [u8]>) -> Routed {
+        match self {
+            Router::AllUp(ring) => Routed {
+                groups: ring.group_by_server(keys),
+                failed: Vec::new(),
+            },
+            Router::Health { ring, now } => ring.route_many(keys, *now),
+        }
+    }
+
+    /// Why `server` cannot be sent to now; `None` when it can.
+    fn down(&self, server: usize) -> Option<RingError> {
+        match self {
+            Router::AllUp(_) => None,
+            Router::Health { ring, now } => {
+                (!ring.is_available(server, *now)).then(|| RingError::ServerDown {
+                    server,
+                    retry_at: ring.retry_at(server).unwrap_or(*now),
+                })
+            }
+        }
+    }
+
+    fn now(&self) -> Option<Instant> {
+        match self {
+            Router::AllUp(_) => None,
+            Router::Health { now, .. } => Some(*now),
+        }
+    }
+}
+
+/// The planning of one call, over a [`Router`].
+struct Planner<'a> {
+    servers: &'a [ServerSpec],
+    proxy: Option<ProxyKind>,
+    router: Router<'a>,
+}
+
+impl Planner<'_> {
+    fn single(&self) -> bool {
+        self.servers.len() == 1
+    }
+
+    fn route(&mut self, key: &[u8]) -> Result<usize, Error> {
+        if self.single() {
+            return Ok(0);
+        }
+        self.router.route(key).map_err(|e| self.down_error(e))
+    }
+
+    fn down_error(&self, e: RingError) -> Error {
+        let wait = |at: Instant| match self.router.now() {
+            Some(now) => format!(" in {} ms", at.saturating_duration_since(now).as_millis()),
+            None => String::new(),
+        };
+        match e {
+            RingError::ServerDown { server, retry_at } => {
+                let name = self
+                    .servers
+                    .get(server)
+                    .map_or_else(|| format!("#{server}"), ToString::to_string);
+                Error::Unavailable(format!("server {name} is down (retried{})", wait(retry_at)))
+            }
+            RingError::AllServersDown { retry_at } => Error::Unavailable(format!(
+                "every server is down (next retry{})",
+                wait(retry_at)
+            )),
+            other => Error::Config(other.to_string()),
+        }
+    }
+
+    fn plan(mut self, request: Request) -> Plan {
+        if let Err(e) = proxy_check(self.proxy, &request) {
             return Plan::Refused(e);
         }
         let one_key_per_part = self.proxy.is_some_and(ProxyKind::reorders_multi_get);
@@ -473,24 +637,17 @@ impl Pool {
         }
         let request = match request {
             Request::Retrieve(r) if r.keys.len() > 1 => {
-                return match self.split(r, now) {
+                let command = r.command;
+                return match self.split(r) {
                     Ok(s) if s.parts.len() == 1 && s.failed.is_empty() => {
                         // Every key on one server: send the request as it was.
-                        let Split {
-                            mut parts,
-                            keys,
-                            command,
-                            ..
-                        } = s;
-                        match parts.pop() {
-                            Some((server, Request::Retrieve(r))) => Plan::One {
-                                server,
-                                request: Request::Retrieve(Retrieve {
-                                    command: r.command,
-                                    keys,
-                                }),
-                            },
-                            _ => Plan::Refused(Error::Io(format!("{command}: empty split"))),
+                        let server = s.parts.first().map_or(0, |(server, _)| *server);
+                        Plan::One {
+                            server,
+                            request: Request::Retrieve(Retrieve {
+                                command,
+                                keys: s.keys,
+                            }),
                         }
                     }
                     Ok(s) => Plan::Split(s),
@@ -503,43 +660,37 @@ impl Pool {
             return Plan::One { server: 0, request };
         }
         match key_of(&request) {
-            Some(key) => match self.route(key.wire(), now) {
+            Some(key) => match self.route(key.wire()) {
                 Ok(server) => Plan::One { server, request },
                 Err(e) => Plan::Refused(e),
             },
             // A retrieval without keys: the connection refuses it without sending.
             None if matches!(request, Request::Retrieve(_)) => Plan::One { server: 0, request },
-            None => self.broadcast(request, now),
+            None => self.broadcast(request),
         }
     }
 
-    /// Splits a retrieval per server even when its keys all live on one server (or there
-    /// is only one): for callers that want one result per key ([`Split::merge_each`]).
-    /// Fails when the request cannot be sent at all (invalid, or refused by the proxy).
-    pub fn plan_split(&self, retrieve: Retrieve, now: Instant) -> Result<Split, Error> {
+    fn plan_split(mut self, retrieve: Retrieve) -> Result<Split, Error> {
         // The proxy's verdict depends on the command only.
-        self.check(&Request::Retrieve(Retrieve {
-            command: retrieve.command,
-            keys: Vec::new(),
-        }))?;
-        self.split(retrieve, now)
+        proxy_check(
+            self.proxy,
+            &Request::Retrieve(Retrieve {
+                command: retrieve.command,
+                keys: Vec::new(),
+            }),
+        )?;
+        self.split(retrieve)
     }
 
-    fn split(&self, r: Retrieve, now: Instant) -> Result<Split, Error> {
+    fn split(&mut self, r: Retrieve) -> Result<Split, Error> {
         r.check()?;
-        let wires = r.keys.iter().map(Key::wire);
         let routed = if self.single() {
             Routed {
                 groups: vec![(0, (0..r.keys.len()).collect())],
                 failed: Vec::new(),
             }
-        } else if self.all_up() {
-            Routed {
-                groups: self.placement.group_by_server(wires),
-                failed: Vec::new(),
-            }
         } else {
-            self.ring().route_many(wires, now)
+            self.router.route_many(r.keys.iter().map(Key::wire))
         };
         let mut groups = routed.groups;
         if self.proxy.is_some_and(ProxyKind::reorders_multi_get) {
@@ -564,7 +715,7 @@ impl Pool {
         let failed = routed
             .failed
             .into_iter()
-            .map(|(p, e)| (p, self.down_error(e, now)))
+            .map(|(p, e)| (p, self.down_error(e)))
             .collect();
         Ok(Split {
             parts,
@@ -575,86 +726,22 @@ impl Pool {
         })
     }
 
-    fn broadcast(&self, request: Request, now: Instant) -> Plan {
-        let mut parts = Vec::with_capacity(self.len());
+    fn broadcast(&self, request: Request) -> Plan {
+        let mut parts = Vec::with_capacity(self.servers.len());
         let mut failed = Vec::new();
-        let ring = (!self.all_up()).then(|| self.ring());
-        for server in 0..self.len() {
-            match &ring {
-                Some(ring) if !ring.is_available(server, now) => {
-                    let retry_at = ring.retry_at(server).unwrap_or(now);
-                    failed.push((server, RingError::ServerDown { server, retry_at }));
-                }
-                _ => parts.push((server, request.clone())),
+        let command = request.command_name();
+        for server in 0..self.servers.len() {
+            match self.router.down(server) {
+                Some(e) => failed.push((server, self.down_error(e))),
+                None => parts.push((server, request.clone())),
             }
         }
-        drop(ring);
-        let failed = failed
-            .into_iter()
-            .map(|(s, e)| (s, self.down_error(e, now)))
-            .collect();
         Plan::Broadcast(Broadcast {
             sent_to: parts.iter().map(|(s, _)| *s).collect(),
             parts,
+            command,
             failed,
         })
-    }
-
-    /// Takes note of `server`'s reply (or failure) to a request sent to it.
-    pub fn observe(&self, server: usize, result: &Result<Response, Error>, now: Instant) {
-        if self.single() {
-            return;
-        }
-        match result {
-            Ok(_) => self.record_success(server),
-            Err(e) if e.is_server_reply() => self.record_success(server),
-            Err(e) if is_server_failure(e) => {
-                self.record_failure(server, now);
-            }
-            Err(_) => {}
-        }
-    }
-
-    /// Counts a failure against `server`; returns whether this ejected it. See
-    /// [`Ring::record_failure`].
-    pub fn record_failure(&self, server: usize, now: Instant) -> bool {
-        let Some(suspect) = self.suspect.get(server) else {
-            return false;
-        };
-        let mut ring = self.ring();
-        let ejected = ring.record_failure(server, now);
-        suspect.store(true, Ordering::Release);
-        self.count_ejected(&ring);
-        if ejected {
-            tracing::warn!(server = %ring.servers()[server], "server ejected from the pool");
-        }
-        ejected
-    }
-
-    /// Clears `server`'s failures and re-admits it if it was out. Takes no lock when there
-    /// is nothing on record.
-    pub fn record_success(&self, server: usize) {
-        let Some(suspect) = self.suspect.get(server) else {
-            return;
-        };
-        if !suspect.load(Ordering::Acquire) {
-            return;
-        }
-        let mut ring = self.ring();
-        let was_out = ring.retry_at(server).is_some();
-        ring.record_success(server);
-        suspect.store(false, Ordering::Release);
-        self.count_ejected(&ring);
-        if was_out {
-            tracing::info!(server = %ring.servers()[server], "server re-admitted to the pool");
-        }
-    }
-
-    fn count_ejected(&self, ring: &Ring) {
-        let n = (0..ring.len())
-            .filter(|&i| ring.retry_at(i).is_some())
-            .count();
-        self.ejected.store(n, Ordering::Release);
     }
 }
 
@@ -679,41 +766,4 @@ fn key_of(request: &Request) -> Option<&Key> {
         | Request::Quit
         | Request::MetaNoop => None,
     }
-}
-
-/// Runs every future to completion concurrently on the current task; their outputs in
-/// order. Executor-agnostic (for fanning out per-server calls in the adapters).
-pub async fn join_all<F: Future>(futures: impl IntoIterator<Item = F>) -> Vec<F::Output> {
-    enum Slot<F: Future> {
-        Running(Pin<Box<F>>),
-        Done(F::Output),
-    }
-    let mut slots: Vec<Slot<F>> = futures
-        .into_iter()
-        .map(|f| Slot::Running(Box::pin(f)))
-        .collect();
-    std::future::poll_fn(|cx| {
-        let mut pending = false;
-        for slot in slots.iter_mut() {
-            if let Slot::Running(f) = slot {
-                match f.as_mut().poll(cx) {
-                    Poll::Ready(out) => *slot = Slot::Done(out),
-                    Poll::Pending => pending = true,
-                }
-            }
-        }
-        if pending {
-            Poll::Pending
-        } else {
-            Poll::Ready(())
-        }
-    })
-    .await;
-    slots
-        .into_iter()
-        .filter_map(|slot| match slot {
-            Slot::Done(out) => Some(out),
-            Slot::Running(_) => None,
-        })
-        .collect()
 }

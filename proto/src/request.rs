@@ -17,6 +17,7 @@ use crate::wire::{find_line, parse_i32, parse_u32, parse_u64, put_i64, put_u64, 
 use bytes::{Buf, BufMut, Bytes, BytesMut};
 
 /// A request to memcached.
+#[non_exhaustive]
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Request {
     /// `get`, `gets`, `gat`, `gats`.

@@ -36,6 +36,7 @@ pub struct Stat {
 }
 
 /// The status code of a meta reply.
+#[non_exhaustive]
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum MetaStatus {
     /// `VA`: a value follows.
@@ -88,6 +89,7 @@ impl MetaResponse {
 }
 
 /// Which error line.
+#[non_exhaustive]
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ErrorKind {
     /// `ERROR`: unknown command.
@@ -99,6 +101,7 @@ pub enum ErrorKind {
 }
 
 /// A whole reply to one request.
+#[non_exhaustive]
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Response {
     /// Values of a retrieval, then `END` (misses are absent).
@@ -151,6 +154,7 @@ pub enum Response {
 }
 
 /// What reply a request expects: the decoder's context.
+#[non_exhaustive]
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Expect {
     /// `VALUE` lines for these keys (in order, some absent), then `END`.
@@ -279,6 +283,9 @@ pub struct ResponseDecoder {
     next_key: usize,
     stats: Vec<Stat>,
     lines: Vec<Bytes>,
+    /// Bytes of values and lines in the part of the reply decoded so far
+    /// ([`Limits::max_reply_len`]).
+    reply_len: usize,
     skip_empty_line: bool,
 }
 
@@ -438,13 +445,18 @@ impl ResponseDecoder {
                     if line == b"END" {
                         buf.advance(head);
                         self.next_key = 0;
+                        self.reply_len = 0;
                         return Ok(Some(Response::Values(std::mem::take(&mut self.values))));
                     }
                     let value_head = self.value_line(line, keys, *cas)?;
+                    // Checked at the header, before the data is buffered.
+                    let size = value_head.0.key.wire().len().saturating_add(value_head.1);
+                    self.check_reply_len(size)?;
                     let Some(data) = take_block(buf, head, value_head.1)? else {
                         return Ok(None);
                     };
                     // Only now is the VALUE line consumed: an incomplete block re-reads it.
+                    self.reply_len += size;
                     self.next_key = value_head.2 + 1;
                     self.values.push(Value {
                         key: value_head.0.key,
@@ -540,6 +552,18 @@ impl ResponseDecoder {
         self.next_key = 0;
         self.stats.clear();
         self.lines.clear();
+        self.reply_len = 0;
+    }
+
+    /// Refuses an entry of `size` bytes that would take the reply past
+    /// [`Limits::max_reply_len`].
+    fn check_reply_len(&self, size: usize) -> Result<(), DecodeError> {
+        if self.reply_len.saturating_add(size) > self.limits.max_reply_len {
+            return Err(DecodeError::ReplyTooLarge {
+                max: self.limits.max_reply_len,
+            });
+        }
+        Ok(())
     }
 
     /// Parses a `VALUE` line and checks it against the keys asked for: the value (without
@@ -590,6 +614,7 @@ impl ResponseDecoder {
     fn stats_line(&mut self, line: &[u8]) -> Result<Option<Response>, DecodeError> {
         let first = self.stats.is_empty() && self.lines.is_empty();
         if line == b"END" {
+            self.reply_len = 0;
             return Ok(Some(if self.lines.is_empty() {
                 Response::Stats(std::mem::take(&mut self.stats))
             } else {
@@ -615,15 +640,21 @@ impl ResponseDecoder {
             let name = t
                 .next()
                 .ok_or_else(|| unexpected("STAT <name> <value>", line))?;
+            let value = t.remainder();
+            let size = name.len() + value.len();
+            self.check_reply_len(size)?;
             self.stats.push(Stat {
                 name: Bytes::copy_from_slice(name),
-                value: Bytes::copy_from_slice(t.remainder()),
+                value: Bytes::copy_from_slice(value),
             });
+            self.reply_len += size;
         } else {
             if !self.stats.is_empty() || line.is_empty() {
                 return Err(unexpected("STAT <name> <value> or END", line));
             }
+            self.check_reply_len(line.len())?;
             self.lines.push(Bytes::copy_from_slice(line));
+            self.reply_len += line.len();
         }
         Ok(None)
     }
@@ -648,7 +679,9 @@ impl ResponseDecoder {
                 return Err(unexpected("no value in a reply to ms/md", line));
             }
             let len = t.next().ok_or_else(|| unexpected("VA <size>", line))?;
-            Some(parse_len(len, self.limits.max_value_len)?)
+            let len = parse_len(len, self.limits.max_value_len)?;
+            self.check_reply_len(len)?;
+            Some(len)
         } else {
             None
         };

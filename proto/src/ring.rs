@@ -182,6 +182,7 @@ pub enum HashMode {
 }
 
 /// What happens to the keys of a server that is out.
+#[non_exhaustive]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
 pub enum Failover {
     /// Its keys fail with [`RingError::ServerDown`] until it is retried; no key ever moves.
@@ -220,6 +221,7 @@ impl Default for HealthPolicy {
 }
 
 /// Why a ring could not be built or a key could not be routed.
+#[non_exhaustive]
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum RingError {
     /// A ring needs at least one server.

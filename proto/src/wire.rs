@@ -6,6 +6,12 @@ use crate::error::{DecodeError, Snippet};
 use bytes::BufMut;
 
 /// Limits that bound memory against a hostile or broken peer.
+///
+/// What one connection holds is bounded by them, whatever the server sends: its input buffer
+/// holds at most one unfinished frame (a line of at most `max_line_len`, or a value's header
+/// line and data, at most `max_line_len + max_value_len + 2`) plus one read, and the part of
+/// a multi-entry reply decoded so far holds at most `max_reply_len` bytes of values and lines
+/// (and `max_entries` entries).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Limits {
     /// Largest value accepted in either direction (memcached's `-I`, default 1 MiB). A declared
@@ -15,6 +21,12 @@ pub struct Limits {
     pub max_line_len: usize,
     /// Most entries (`STAT` lines, values) accepted in one response.
     pub max_entries: usize,
+    /// The most bytes of values and lines one reply may hold (a multi-get's values and keys,
+    /// a `stats` listing's names and values, a meta reply's value); default 64 MiB. A reply
+    /// that would pass it is refused with [`DecodeError::ReplyTooLarge`] before its memory is
+    /// taken: a value's declared length is checked against what remains before its data is
+    /// buffered, a line before it is kept.
+    pub max_reply_len: usize,
 }
 
 impl Default for Limits {
@@ -23,6 +35,7 @@ impl Default for Limits {
             max_value_len: 1024 * 1024,
             max_line_len: 8 * 1024,
             max_entries: 100_000,
+            max_reply_len: 64 * 1024 * 1024,
         }
     }
 }

@@ -13,9 +13,10 @@ use bytes::{Bytes, BytesMut};
 use mcache_proto::meta::request::{MetaArithmetic, MetaDelete, MetaGet, MetaSet};
 use mcache_proto::text::request::{Retrieve, RetrieveCommand, Store, StoreCommand};
 use mcache_proto::{
-    Connection, ConnectionConfig, Error, Key, Limits, MetaArithmeticFlags, MetaArithmeticMode,
-    MetaDeleteFlags, MetaGetFlags, MetaResponse, MetaReturnFlags, MetaSetFlags, MetaSetMode,
-    MetaStatus, Opaque, PoisonReason, Request, RequestId, Response, Stat, SyncCommand, Value,
+    Connection, ConnectionConfig, Error, ErrorKind, Key, Limits, MetaArithmeticFlags,
+    MetaArithmeticMode, MetaDeleteFlags, MetaGetFlags, MetaResponse, MetaReturnFlags, MetaSetFlags,
+    MetaSetMode, MetaStatus, Opaque, PoisonReason, Request, RequestId, Response, Stat, SyncCommand,
+    Value,
 };
 use proptest::collection::vec;
 use proptest::option;
@@ -112,6 +113,7 @@ impl Model {
                         self.put(&s.key, s.value.to_vec(), s.flags);
                         Response::Stored
                     }
+                    _ => unknown_command(),
                 };
                 Outcome {
                     reply,
@@ -201,6 +203,8 @@ impl Model {
             Request::MetaSet(m) => self.meta_set(m),
             Request::MetaDelete(m) => self.meta_delete(m),
             Request::MetaArithmetic(m) => self.meta_arithmetic(m),
+            // A command the model does not know: memcached answers `ERROR`.
+            _ => shown(unknown_command()),
         }
     }
 
@@ -307,6 +311,15 @@ impl Model {
                 let n = match f.mode.unwrap_or(MetaArithmeticMode::Increment) {
                     MetaArithmeticMode::Increment => n.wrapping_add(d),
                     MetaArithmeticMode::Decrement => n.saturating_sub(d),
+                    _ => {
+                        return Outcome {
+                            reply: Response::Error {
+                                kind: ErrorKind::Client,
+                                message: Bytes::from_static(b"invalid mode for ma M token"),
+                            },
+                            hidden: false,
+                        }
+                    }
                 };
                 Some((n, self.put(&m.key, n.to_string().into_bytes(), it.flags)))
             }
@@ -329,6 +342,14 @@ impl Model {
             reply: Response::Meta(r),
             hidden: f.quiet,
         }
+    }
+}
+
+/// memcached's reply to a command it does not know.
+fn unknown_command() -> Response {
+    Response::Error {
+        kind: ErrorKind::Error,
+        message: Bytes::new(),
     }
 }
 
@@ -1354,13 +1375,13 @@ fn read_timeout_with_instants_passed_in() {
     assert_eq!(conn.poll_timeout(), Some(t0 + s(5)));
     conn.handle_timeout(t0 + s(4));
     assert_eq!(conn.poisoned(), None);
-    // Progress (part of a reply) moves the deadline.
+    // Part of a reply does not move the deadline: the whole reply is due by t0 + 5 s.
     conn.receive(b"VALUE a 0 1\r\n", t0 + s(3));
-    assert_eq!(conn.poll_timeout(), Some(t0 + s(8)));
-    conn.handle_timeout(t0 + s(7));
+    assert_eq!(conn.poll_timeout(), Some(t0 + s(5)));
+    conn.handle_timeout(t0 + s(4));
     assert_eq!(conn.poisoned(), None);
     assert!(conn.poll_response().is_none());
-    conn.handle_timeout(t0 + s(8));
+    conn.handle_timeout(t0 + s(5));
     assert_eq!(conn.poisoned(), Some(&PoisonReason::Timeout));
     let got = drain(&mut conn);
     assert_eq!(got.len(), 1);
@@ -1494,4 +1515,171 @@ fn replies_split_at_every_byte() {
         assert!(got.iter().all(|(_, r)| r.is_ok()), "cut {cut}: {got:?}");
         assert_eq!(conn.poisoned(), None);
     }
+}
+
+// ---------------------------------------------------------------------------------------------
+// The read timeout: a reply must complete within the read timeout of becoming due.
+
+fn timed(read_timeout: Duration) -> Connection {
+    Connection::new(ConnectionConfig {
+        read_timeout: Some(read_timeout),
+        ..ConnectionConfig::default()
+    })
+}
+
+#[test]
+fn dripping_reply_times_out_although_bytes_keep_coming() {
+    let t0 = Instant::now();
+    let s = Duration::from_secs;
+    let mut conn = timed(s(5));
+    let a = conn.send(get("a")).unwrap();
+    flush(&mut conn, t0);
+    // Due at t0 (written with nothing ahead): the reply must be whole by t0 + 5 s.
+    assert_eq!(conn.poll_timeout(), Some(t0 + s(5)));
+    conn.receive(b"VALUE a 0 100\r\n", t0 + s(1));
+    assert_eq!(conn.poll_timeout(), Some(t0 + s(5)), "a header is no reply");
+    // One byte every 2 s: none of them completes the reply, none moves the deadline.
+    let mut t = t0 + s(1);
+    for _ in 0..10 {
+        t += s(2);
+        conn.handle_timeout(t);
+        if conn.poisoned().is_some() {
+            break;
+        }
+        conn.receive(b"x", t);
+        assert_eq!(conn.poll_timeout(), Some(t0 + s(5)));
+    }
+    assert_eq!(conn.poisoned(), Some(&PoisonReason::Timeout));
+    assert!(t <= t0 + s(7), "poisoned at the first check past due + 5 s");
+    let got = drain(&mut conn);
+    assert_eq!(got.len(), 1);
+    assert_eq!(got[0].0, a);
+    assert!(poisoned(&got[0].1, &PoisonReason::Timeout));
+    // Exactly at the deadline, not a moment before.
+    let mut conn = timed(s(5));
+    conn.send(get("a")).unwrap();
+    flush(&mut conn, t0);
+    conn.receive(b"VALUE a 0 100\r\nxx", t0 + s(4));
+    conn.handle_timeout(t0 + s(5) - Duration::from_millis(1));
+    assert_eq!(conn.poisoned(), None);
+    conn.receive(b"x", t0 + s(5) - Duration::from_millis(1));
+    conn.handle_timeout(t0 + s(5));
+    assert_eq!(conn.poisoned(), Some(&PoisonReason::Timeout));
+}
+
+#[test]
+fn pipelined_batch_longer_than_the_timeout_stays_healthy() {
+    let t0 = Instant::now();
+    let s = Duration::from_secs;
+    let mut conn = timed(s(5));
+    let ids: Vec<RequestId> = (0..6)
+        .map(|i| conn.send(get(&format!("k{i}"))).unwrap())
+        .collect();
+    flush(&mut conn, t0);
+    assert_eq!(conn.poll_timeout(), Some(t0 + s(5)));
+    // Each reply completes 4 s after the one before it (the whole batch takes 24 s); the
+    // next reply's first bytes come early and do not move its deadline.
+    let mut t = t0;
+    for i in 0..6 {
+        let due = t;
+        t += s(2);
+        conn.handle_timeout(t);
+        conn.receive(format!("VALUE k{i} 0 2\r\n").as_bytes(), t);
+        assert_eq!(conn.poll_timeout(), Some(due + s(5)), "reply {i}: partial");
+        t += s(2);
+        conn.handle_timeout(t);
+        assert_eq!(conn.poisoned(), None, "reply {i}");
+        conn.receive(b"ab\r\nEND\r\n", t);
+        let next = (i < 5).then(|| t + s(5));
+        assert_eq!(conn.poll_timeout(), next, "reply {i}: complete");
+    }
+    assert_eq!(conn.poisoned(), None);
+    let got = drain(&mut conn);
+    assert_eq!(got.iter().map(|(id, _)| *id).collect::<Vec<_>>(), ids);
+    assert!(got.iter().all(|(_, r)| r.is_ok()));
+}
+
+#[test]
+fn abandoned_front_request_that_never_completes_poisons() {
+    let t0 = Instant::now();
+    let s = Duration::from_secs;
+    let mut conn = timed(s(5));
+    let a = conn.send(get("a")).unwrap();
+    let b = conn.send(get("b")).unwrap();
+    flush(&mut conn, t0);
+    assert!(conn.abandon(a));
+    // The abandoned reply trickles in and never ends.
+    conn.receive(b"VALUE a 0 1000\r\n", t0 + s(1));
+    let mut t = t0 + s(1);
+    while conn.poisoned().is_none() && t < t0 + s(60) {
+        t += s(1);
+        conn.handle_timeout(t);
+        conn.receive(b"zz", t);
+    }
+    assert_eq!(conn.poisoned(), Some(&PoisonReason::Timeout));
+    assert_eq!(t, t0 + s(5));
+    // Only the caller still waiting hears of it.
+    let got = drain(&mut conn);
+    assert_eq!(got.len(), 1);
+    assert_eq!(got[0].0, b);
+    assert!(poisoned(&got[0].1, &PoisonReason::Timeout));
+}
+
+#[test]
+fn quiet_and_noreply_batches_keep_their_deadlines() {
+    let t0 = Instant::now();
+    let s = Duration::from_secs;
+    // A quiet hit answers nothing; the hidden `mn` completes the batch.
+    let mut conn = timed(s(5));
+    let q = conn.send(mg_quiet("a")).unwrap();
+    flush(&mut conn, t0);
+    assert_eq!(conn.poll_timeout(), Some(t0 + s(5)));
+    conn.receive(b"MN\r\n", t0 + s(4));
+    assert_eq!(conn.poll_timeout(), None);
+    assert_eq!(conn.poisoned(), None);
+    let got = drain(&mut conn);
+    assert_eq!(got.len(), 1);
+    assert_eq!(got[0].0, q);
+    // `noreply` then a get: the get's reply completes the batch.
+    let mut conn = timed(s(5));
+    let n = conn.send(set("a", b"x", true)).unwrap();
+    let g = conn.send(get("a")).unwrap();
+    flush(&mut conn, t0);
+    conn.receive(b"VALUE a 0 1\r\nx\r\nEND\r\n", t0 + s(4));
+    assert_eq!(conn.poll_timeout(), None);
+    let got = drain(&mut conn);
+    assert_eq!(
+        got.iter().map(|(id, _)| *id).collect::<Vec<_>>(),
+        vec![n, g]
+    );
+    // A quiet batch that never answers times out.
+    let mut conn = timed(s(5));
+    conn.send(mg_quiet("a")).unwrap();
+    flush(&mut conn, t0);
+    conn.handle_timeout(t0 + s(5));
+    assert_eq!(conn.poisoned(), Some(&PoisonReason::Timeout));
+}
+
+#[test]
+fn request_written_later_is_due_when_written() {
+    let t0 = Instant::now();
+    let s = Duration::from_secs;
+    let mut conn = timed(s(5));
+    conn.send(get("a")).unwrap();
+    flush(&mut conn, t0);
+    conn.receive(b"END\r\n", t0 + s(1));
+    assert_eq!(conn.poll_timeout(), None);
+    // Sent on an idle connection later: due when its bytes go out, not before.
+    conn.send(get("b")).unwrap();
+    assert_eq!(conn.poll_timeout(), None, "not written yet");
+    flush(&mut conn, t0 + s(30));
+    assert_eq!(conn.poll_timeout(), Some(t0 + s(35)));
+    // Queued behind a pending request and written after the reply ahead completed: due when
+    // written.
+    conn.receive(b"VALUE b 0 1\r\n", t0 + s(31));
+    conn.send(get("c")).unwrap();
+    conn.receive(b"b\r\nEND\r\n", t0 + s(32));
+    assert_eq!(conn.poll_timeout(), None, "c not written yet");
+    flush(&mut conn, t0 + s(40));
+    assert_eq!(conn.poll_timeout(), Some(t0 + s(45)));
 }

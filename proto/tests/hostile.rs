@@ -10,12 +10,13 @@ use bytes::{Bytes, BytesMut};
 use mcache_proto::meta::request::{MetaArithmetic, MetaDelete, MetaGet, MetaSet};
 use mcache_proto::text::request::{Retrieve, RetrieveCommand, Store, StoreCommand};
 use mcache_proto::{
-    DecodeError, EncodeError, Expect, Key, KeyError, Limits, MetaGetFlags, Opaque, Request,
-    Response, ResponseDecoder,
+    Connection, ConnectionConfig, DecodeError, EncodeError, Error, Expect, Key, KeyError, Limits,
+    MetaGetFlags, Opaque, PoisonReason, Request, Response, ResponseDecoder,
 };
 use proptest::collection::vec;
 use proptest::prelude::*;
 use proptest::sample::select;
+use std::time::Instant;
 use strategies::*;
 
 /// A buffer that held a hostile frame may not have grown past this.
@@ -177,7 +178,7 @@ proptest! {
     #[test]
     fn requests_from_hostile_bytes(bytes in hostile_bytes()) {
         let _ = drain_requests(&bytes, &Limits::server());
-        let _ = drain_requests(&bytes, &Limits { max_line_len: 64, max_value_len: 16, max_entries: 4 });
+        let _ = drain_requests(&bytes, &Limits { max_line_len: 64, max_value_len: 16, max_entries: 4, max_reply_len: 32 });
     }
 
     /// The same, fed in random chunks to one decoder (state kept between calls).
@@ -816,4 +817,174 @@ fn keys_that_would_inject() {
     }
     .to_bytes(&Limits::default())
     .is_err());
+}
+
+// ---------------------------------------------------------------------------------------------
+// Bytes per reply (`Limits::max_reply_len`)
+
+const MIB: usize = 1024 * 1024;
+
+/// `STAT s{i} vvv...` lines of exactly `len` bytes, `\r\n` included.
+fn stat_line(i: usize, len: usize) -> Vec<u8> {
+    let mut line = format!("STAT s{i:06} ").into_bytes();
+    line.resize(len - 2, b'v');
+    line.extend_from_slice(b"\r\n");
+    line
+}
+
+#[test]
+fn a_huge_stats_reply_is_refused_once_past_max_reply_len() {
+    let limits = Limits {
+        max_reply_len: MIB,
+        ..Limits::default()
+    };
+    let line_len = 8 * 1024;
+    // What one line adds to the reply: its name and value.
+    let entry = line_len - "STAT ".len() - " ".len() - "\r\n".len();
+    let fits = MIB / entry;
+    // The decoder alone, fed a line at a time: it fails on the line that would pass the
+    // limit, having kept no more than the limit.
+    let mut dec = ResponseDecoder::new(limits);
+    let mut buf = BytesMut::new();
+    let mut fed = 0;
+    let mut result = Ok(None);
+    for i in 0..99_990 {
+        let line = stat_line(i, line_len);
+        fed += line.len();
+        buf.extend_from_slice(&line);
+        result = dec.decode(&Expect::Stats, &mut buf);
+        if result != Ok(None) {
+            break;
+        }
+    }
+    assert_eq!(result, Err(DecodeError::ReplyTooLarge { max: MIB }));
+    assert_eq!(
+        fed,
+        (fits + 1) * line_len,
+        "refused at the first line past the limit"
+    );
+    // The same through a connection, fed in 64 KiB reads: poisoned with the typed error
+    // within a read of the limit, every caller told.
+    let mut conn = Connection::new(ConnectionConfig {
+        limits,
+        ..ConnectionConfig::default()
+    });
+    let id = conn.send(Request::Stats { args: None }).unwrap();
+    let out = conn.transmit().len();
+    conn.advance_transmit(out, Instant::now());
+    let reply: Vec<u8> = (0..200).flat_map(|i| stat_line(i, line_len)).collect();
+    let mut fed = 0;
+    for chunk in reply.chunks(64 * 1024) {
+        fed += chunk.len();
+        conn.receive(chunk, Instant::now());
+        if conn.poisoned().is_some() {
+            break;
+        }
+    }
+    let reason = PoisonReason::Malformed(DecodeError::ReplyTooLarge { max: MIB });
+    assert_eq!(conn.poisoned(), Some(&reason));
+    assert!(fed <= MIB + line_len + 64 * 1024, "fed {fed} bytes");
+    assert_eq!(
+        conn.poll_response(),
+        Some((id, Err(Error::Poisoned(reason))))
+    );
+    // Under the limit (exactly at it), the reply decodes as before.
+    let exact = Limits {
+        max_reply_len: fits * entry,
+        ..Limits::default()
+    };
+    let mut dec = ResponseDecoder::new(exact);
+    let mut buf = BytesMut::new();
+    for i in 0..fits {
+        buf.extend_from_slice(&stat_line(i, line_len));
+    }
+    buf.extend_from_slice(b"END\r\n");
+    match dec.decode(&Expect::Stats, &mut buf) {
+        Ok(Some(Response::Stats(stats))) => assert_eq!(stats.len(), fits),
+        other => panic!("{other:?}"),
+    }
+    // Other stats listings (`stats cachedump`) count their lines the same way.
+    let lines = Limits {
+        max_reply_len: 100,
+        ..Limits::default()
+    };
+    let mut dec = ResponseDecoder::new(lines);
+    let item = format!("ITEM {} [1 b; 0 s]\r\n", "k".repeat(30)); // 46 bytes a line
+    let mut buf = BytesMut::from(item.repeat(2).as_bytes());
+    assert_eq!(dec.decode(&Expect::Stats, &mut buf), Ok(None));
+    buf.extend_from_slice(item.as_bytes());
+    assert_eq!(
+        dec.decode(&Expect::Stats, &mut buf),
+        Err(DecodeError::ReplyTooLarge { max: 100 })
+    );
+}
+
+#[test]
+fn a_multi_get_past_max_reply_len_is_refused_at_the_header_of_the_value_that_passes_it() {
+    // Each value: 1-byte key + 40 bytes of data = 41; two fit in 100, the third does not.
+    let limits = Limits {
+        max_reply_len: 100,
+        ..Limits::default()
+    };
+    let expect = Expect::Values {
+        keys: vec![key("a"), key("b"), key("c")],
+        cas: false,
+    };
+    let data = "x".repeat(40);
+    let frame = |k: &str| format!("VALUE {k} 0 40\r\n{data}\r\n");
+    let mut dec = ResponseDecoder::new(limits);
+    let mut buf = BytesMut::from(format!("{}{}", frame("a"), frame("b")).as_bytes());
+    assert_eq!(dec.decode(&expect, &mut buf), Ok(None));
+    assert!(buf.is_empty(), "two values taken");
+    // The third header alone is refused: its data is never waited for.
+    buf.extend_from_slice(b"VALUE c 0 40\r\n");
+    assert_eq!(
+        dec.decode(&expect, &mut buf),
+        Err(DecodeError::ReplyTooLarge { max: 100 })
+    );
+    // A value whose declared length alone passes the limit (though under max_value_len)
+    // fails at its header.
+    let mut dec = ResponseDecoder::new(limits);
+    let mut buf = BytesMut::from(&b"VALUE a 0 100\r\n"[..]);
+    assert_eq!(
+        dec.decode(&expect, &mut buf),
+        Err(DecodeError::ReplyTooLarge { max: 100 })
+    );
+    // So does a meta value.
+    let mg = Expect::Meta {
+        command: "mg",
+        key: key("a"),
+        opaque: None,
+        value: true,
+    };
+    let mut dec = ResponseDecoder::new(limits);
+    let mut buf = BytesMut::from(&b"VA 101\r\n"[..]);
+    assert_eq!(
+        dec.decode(&mg, &mut buf),
+        Err(DecodeError::ReplyTooLarge { max: 100 })
+    );
+    // Under the limit: decoded as before, and the count starts again with the next reply.
+    let fits = Limits {
+        max_reply_len: 82,
+        ..Limits::default()
+    };
+    let mut dec = ResponseDecoder::new(fits);
+    for _ in 0..3 {
+        let mut buf = BytesMut::from(format!("{}{}END\r\n", frame("a"), frame("c")).as_bytes());
+        match dec.decode(&expect, &mut buf) {
+            Ok(Some(Response::Values(v))) => {
+                assert_eq!(v.len(), 2);
+                assert!(v.iter().all(|v| v.data == data.as_bytes()));
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+    let mut dec = ResponseDecoder::new(fits);
+    let mut buf = BytesMut::from(&b"VA 82\r\n"[..]);
+    buf.extend_from_slice(&[b'v'; 82]);
+    buf.extend_from_slice(b"\r\n");
+    assert!(matches!(
+        dec.decode(&mg, &mut buf),
+        Ok(Some(Response::Meta(_)))
+    ));
 }

@@ -4,14 +4,16 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use bytes::Bytes;
-use mcache_proto::pool::{is_server_failure, join_all, Broadcast, Split};
+use mcache_proto::pool::{is_server_failure, Broadcast, Split};
 use mcache_proto::text::request::{Retrieve, RetrieveCommand, Store, StoreCommand};
 use mcache_proto::{
-    DecodeError, EncodeError, Error, Failover, HashMode, HealthPolicy, Key, KeyError, MetaGetFlags,
-    Plan, PoisonReason, Pool, ProxyKind, Request, Response, ServerSpec, SyncCommand, Value,
+    DecodeError, EncodeError, Error, Failover, HashMode, HealthPolicy, IoError, Key, KeyError,
+    MetaGetFlags, Plan, PoisonReason, Pool, ProxyKind, Request, Response, ServerSpec, SyncCommand,
+    Value,
 };
 use proptest::prelude::*;
 use std::collections::HashMap;
+use std::io::ErrorKind as IoKind;
 use std::time::{Duration, Instant};
 
 fn specs(n: usize) -> Vec<ServerSpec> {
@@ -53,6 +55,11 @@ fn set(k: &str) -> Request {
         value: Bytes::from_static(b"v"),
         noreply: false,
     })
+}
+
+/// A transport error: connection refused, while doing `what`.
+fn refused(what: &str) -> IoError {
+    IoError::from_kind(what, IoKind::ConnectionRefused)
 }
 
 /// A key of `server` under `pool`'s placement (keys `{prefix}0`, `{prefix}1`, ...).
@@ -201,7 +208,7 @@ fn twemproxy_carries_the_text_commands_it_supports_and_nothing_else() {
         }
     }
     // Through a pool: refused before any routing, with a message naming the command.
-    let pool = pool(2, Failover::FailFast).with_proxy(Some(p));
+    let mut pool = pool(2, Failover::FailFast).with_proxy(Some(p));
     match pool.plan(Request::Stats { args: None }, Instant::now()) {
         Plan::Refused(e) => {
             assert!(e.to_string().contains("stats"), "{e}");
@@ -230,7 +237,7 @@ fn twemproxy_carries_the_text_commands_it_supports_and_nothing_else() {
 
 #[test]
 fn behind_twemproxy_a_multi_get_goes_one_key_per_request() {
-    let pool = Pool::new(specs(1), HashMode::KetamaWeighted, HealthPolicy::default())
+    let mut pool = Pool::new(specs(1), HashMode::KetamaWeighted, HealthPolicy::default())
         .unwrap()
         .with_proxy(Some(ProxyKind::Twemproxy));
     assert!(ProxyKind::Twemproxy.reorders_multi_get());
@@ -269,7 +276,7 @@ fn behind_twemproxy_a_multi_get_goes_one_key_per_request() {
         Plan::One { server: 0, .. }
     ));
     // A pool of servers behind twemproxy-like limits: each key alone, to its own server.
-    let pool = self::pool(3, Failover::FailFast).with_proxy(Some(ProxyKind::Twemproxy));
+    let mut pool = self::pool(3, Failover::FailFast).with_proxy(Some(ProxyKind::Twemproxy));
     let Plan::Split(split) = pool.plan(get(&["a", "b", "c"]), Instant::now()) else {
         panic!()
     };
@@ -283,7 +290,7 @@ fn behind_twemproxy_a_multi_get_goes_one_key_per_request() {
 
 #[test]
 fn one_server_takes_everything_and_keeps_no_health() {
-    let pool = pool(1, Failover::FailFast);
+    let mut pool = pool(1, Failover::FailFast);
     let now = Instant::now();
     for r in [
         set("a"),
@@ -305,7 +312,7 @@ fn one_server_takes_everything_and_keeps_no_health() {
 
 #[test]
 fn keyed_requests_go_to_the_key_s_server() {
-    let pool = pool(3, Failover::FailFast);
+    let mut pool = pool(3, Failover::FailFast);
     let now = Instant::now();
     let mut seen = [false; 3];
     for i in 0..200 {
@@ -327,7 +334,7 @@ fn keyed_requests_go_to_the_key_s_server() {
 
 #[test]
 fn binary_keys_are_placed_by_their_base64_wire_form() {
-    let pool = pool(3, Failover::FailFast);
+    let mut pool = pool(3, Failover::FailFast);
     let k = Key::binary([0u8, 1, 2, 0xff]).unwrap();
     let r = Request::MetaDebug { key: k.clone() };
     match pool.plan(r, Instant::now()) {
@@ -338,7 +345,7 @@ fn binary_keys_are_placed_by_their_base64_wire_form() {
 
 #[test]
 fn a_multi_get_on_one_server_is_sent_unchanged() {
-    let pool = pool(3, Failover::FailFast);
+    let mut pool = pool(3, Failover::FailFast);
     let a = key_on(&pool, 1, "a");
     let b = key_on(&pool, 1, "b");
     let r = get(&[&a, &b, &a]);
@@ -350,7 +357,7 @@ fn a_multi_get_on_one_server_is_sent_unchanged() {
 
 #[test]
 fn a_multi_get_is_split_per_server_and_merged_in_the_caller_s_order() {
-    let pool = pool(3, Failover::FailFast);
+    let mut pool = pool(3, Failover::FailFast);
     let mut sim = Sim::new(3);
     let keys: Vec<String> = (0..60).map(|i| format!("m:{i}")).collect();
     // Every third key is present, on its own server.
@@ -387,7 +394,7 @@ fn a_multi_get_is_split_per_server_and_merged_in_the_caller_s_order() {
 
 #[test]
 fn merge_each_gives_one_entry_per_key() {
-    let pool = pool(3, Failover::FailFast);
+    let mut pool = pool(3, Failover::FailFast);
     let mut sim = Sim::new(3);
     let (a, b, c) = (
         key_on(&pool, 0, "a"),
@@ -418,7 +425,7 @@ fn merge_each_gives_one_entry_per_key() {
         ]
     );
     // On one server too.
-    let one = Pool::new(specs(1), HashMode::KetamaWeighted, HealthPolicy::default()).unwrap();
+    let mut one = Pool::new(specs(1), HashMode::KetamaWeighted, HealthPolicy::default()).unwrap();
     let split = one
         .plan_split(
             Retrieve {
@@ -433,7 +440,7 @@ fn merge_each_gives_one_entry_per_key() {
 
 #[test]
 fn a_failed_part_fails_the_merge_with_the_first_key_s_error_and_only_its_keys_in_merge_each() {
-    let pool = pool(3, Failover::FailFast);
+    let mut pool = pool(3, Failover::FailFast);
     let sim = Sim::new(3);
     let (a, b, c) = (
         key_on(&pool, 0, "a"),
@@ -485,12 +492,15 @@ fn a_failed_part_fails_the_merge_with_the_first_key_s_error_and_only_its_keys_in
         panic!()
     };
     split.parts.clear();
-    assert!(matches!(split.merge(vec![]), Err(Error::Io(_))));
+    assert!(matches!(
+        split.merge(vec![]),
+        Err(Error::UnexpectedResponse { command: "get", .. })
+    ));
 }
 
 #[test]
 fn invalid_retrievals_are_refused_before_splitting() {
-    let pool = pool(3, Failover::FailFast);
+    let mut pool = pool(3, Failover::FailFast);
     let r = Request::Retrieve(Retrieve {
         command: RetrieveCommand::Get,
         keys: vec![key("a"), Key::binary([1u8, 2]).unwrap()],
@@ -518,7 +528,7 @@ fn run_broadcast(
 
 #[test]
 fn keyless_commands_go_to_every_server() {
-    let pool = pool(3, Failover::FailFast);
+    let mut pool = pool(3, Failover::FailFast);
     let sim = Sim::new(3);
     let Plan::Broadcast(b) = pool.plan(Request::Version, Instant::now()) else {
         panic!("version is broadcast")
@@ -534,7 +544,7 @@ fn keyless_commands_go_to_every_server() {
         panic!()
     };
     let (_, b, mut replies) = run_broadcast(&sim, b);
-    replies[2] = Err(Error::Io("two".into()));
+    replies[2] = Err(Error::Io(refused("two")));
     replies[1] = Err(Error::Server(Bytes::from_static(b"one")));
     assert_eq!(
         b.merge(replies),
@@ -562,14 +572,14 @@ fn keyless_commands_go_to_every_server() {
 
 #[test]
 fn fail_fast_ejects_after_the_limit_fails_only_that_server_s_keys_and_retries_later() {
-    let pool = pool(3, Failover::FailFast);
+    let mut pool = pool(3, Failover::FailFast);
     let t0 = Instant::now();
     let dead = 1;
     let k_dead = key_on(&pool, dead, "d");
     let k_live = key_on(&pool, 2, "l");
 
     // One failure: still in (limit 2). A reply clears the count.
-    pool.observe(dead, &Err(Error::Io("refused".into())), t0);
+    pool.observe(dead, &Err(Error::Io(refused("refused"))), t0);
     assert_eq!(pool.failures(dead), 1);
     pool.observe(dead, &Ok(Response::Stored), t0);
     assert_eq!(pool.failures(dead), 0);
@@ -594,7 +604,7 @@ fn fail_fast_ejects_after_the_limit_fails_only_that_server_s_keys_and_retries_la
 
     let t1 = t0 + Duration::from_secs(1);
     match pool.plan(set(&k_dead), t1) {
-        Plan::Refused(Error::Io(msg)) => {
+        Plan::Refused(Error::Unavailable(msg)) => {
             assert!(
                 msg.contains("127.0.0.1:11212") && msg.contains("down"),
                 "{msg}"
@@ -612,7 +622,7 @@ fn fail_fast_ejects_after_the_limit_fails_only_that_server_s_keys_and_retries_la
     };
     assert_eq!(split.parts.len(), 1);
     let (_, split, replies) = run_split(&Sim::new(3), split);
-    assert!(matches!(split.merge(replies), Err(Error::Io(_))));
+    assert!(matches!(split.merge(replies), Err(Error::Unavailable(_))));
     let split = pool
         .plan_split(
             Retrieve {
@@ -625,20 +635,20 @@ fn fail_fast_ejects_after_the_limit_fails_only_that_server_s_keys_and_retries_la
     let (_, split, replies) = run_split(&Sim::new(3), split);
     let each = split.merge_each(replies);
     assert_eq!(each[0], Ok(None));
-    assert!(matches!(&each[1], Err(Error::Io(m)) if m.contains("down")));
+    assert!(matches!(&each[1], Err(Error::Unavailable(m)) if m.contains("down")));
     // A broadcast skips it, and reports it.
     let Plan::Broadcast(b) = pool.plan(Request::Version, t1) else {
         panic!()
     };
     assert_eq!(b.parts.iter().map(|(s, _)| *s).collect::<Vec<_>>(), [0, 2]);
     let (_, b, replies) = run_broadcast(&Sim::new(3), b);
-    assert!(matches!(b.merge(replies), Err(Error::Io(m)) if m.contains("down")));
+    assert!(matches!(b.merge(replies), Err(Error::Unavailable(m)) if m.contains("down")));
 
     // At the retry time its keys go to it again; one failure puts it out again at once.
     let t2 = t0 + Duration::from_secs(10);
     assert!(pool.is_available(dead, t2));
     assert!(matches!(pool.plan(set(&k_dead), t2), Plan::One { server, .. } if server == dead));
-    pool.observe(dead, &Err(Error::Io("still down".into())), t2);
+    pool.observe(dead, &Err(Error::Io(refused("still down"))), t2);
     assert!(!pool.is_available(dead, t2));
     assert_eq!(pool.retry_at(dead), Some(t2 + Duration::from_secs(10)));
     // It answers at its next retry: re-admitted, nothing on record.
@@ -655,12 +665,12 @@ fn fail_fast_ejects_after_the_limit_fails_only_that_server_s_keys_and_retries_la
 
 #[test]
 fn rehash_moves_a_dead_server_s_keys_while_it_is_out() {
-    let pool = pool(3, Failover::Rehash);
+    let mut pool = pool(3, Failover::Rehash);
     let t0 = Instant::now();
     let dead = 0;
     let keys: Vec<String> = (0..300).map(|i| format!("r:{i}")).collect();
     for _ in 0..2 {
-        pool.observe(dead, &Err(Error::Io("refused".into())), t0);
+        pool.observe(dead, &Err(Error::Io(refused("refused"))), t0);
     }
     assert!(!pool.is_available(dead, t0));
     let t1 = t0 + Duration::from_secs(1);
@@ -698,28 +708,48 @@ fn rehash_moves_a_dead_server_s_keys_while_it_is_out() {
         }
     }
     assert!(
-        matches!(pool.plan(set("x"), t2), Plan::Refused(Error::Io(m)) if m.contains("every server"))
+        matches!(pool.plan(set("x"), t2), Plan::Refused(Error::Unavailable(m)) if m.contains("every server"))
     );
 }
 
 #[test]
 fn server_failures_are_connection_level_errors() {
-    assert!(is_server_failure(&Error::Io("x".into())));
-    assert!(is_server_failure(&Error::Timeout));
-    assert!(is_server_failure(&Error::Poisoned(PoisonReason::Closed)));
-    assert!(is_server_failure(&Error::Poisoned(PoisonReason::Timeout)));
-    assert!(!is_server_failure(&Error::Poisoned(
-        PoisonReason::StorageRejected
-    )));
-    assert!(!is_server_failure(&Error::Server(Bytes::new())));
-    assert!(!is_server_failure(&Error::Encode(EncodeError::NoKeys {
-        command: "get"
-    })));
+    let counted = [
+        Error::Io(refused("x")),
+        Error::Io(IoError::from_kind("connect", IoKind::TimedOut)),
+        Error::Unavailable("server 127.0.0.1:11211 is down".into()),
+        Error::Timeout,
+        Error::Poisoned(PoisonReason::Closed),
+        Error::Poisoned(PoisonReason::Timeout),
+    ];
+    let not_counted = [
+        Error::Poisoned(PoisonReason::StorageRejected),
+        Error::Poisoned(PoisonReason::AmbiguousError),
+        Error::Poisoned(PoisonReason::Quit),
+        Error::Poisoned(PoisonReason::Malformed(DecodeError::LineTooLong { max: 1 })),
+        Error::Server(Bytes::new()),
+        Error::Client(Bytes::new()),
+        Error::Protocol(Bytes::new()),
+        Error::UnexpectedResponse {
+            command: "get",
+            response: "Stored".into(),
+        },
+        Error::Encode(EncodeError::NoKeys { command: "get" }),
+        Error::Config("no server".into()),
+    ];
+    for e in &counted {
+        assert!(is_server_failure(e), "{e:?}");
+        assert!(e.is_connection_failure(), "{e:?}");
+    }
+    for e in &not_counted {
+        assert!(!is_server_failure(e), "{e:?}");
+        assert!(!e.is_connection_failure(), "{e:?}");
+    }
 }
 
 #[test]
 fn out_of_range_servers_are_ignored() {
-    let pool = pool(2, Failover::FailFast);
+    let mut pool = pool(2, Failover::FailFast);
     let now = Instant::now();
     pool.observe(7, &Err(Error::Timeout), now);
     pool.observe(7, &Ok(Response::Stored), now);
@@ -754,46 +784,6 @@ fn server_specs_parse_as_written() {
     );
 }
 
-#[test]
-fn join_all_keeps_order() {
-    struct Later(u32, bool);
-    impl std::future::Future for Later {
-        type Output = u32;
-        fn poll(
-            mut self: std::pin::Pin<&mut Self>,
-            cx: &mut std::task::Context<'_>,
-        ) -> std::task::Poll<u32> {
-            if self.1 {
-                std::task::Poll::Ready(self.0)
-            } else {
-                self.1 = true;
-                cx.waker().wake_by_ref();
-                std::task::Poll::Pending
-            }
-        }
-    }
-    let out = block_on(join_all((0..5).map(|i| Later(i, i % 2 == 0))));
-    assert_eq!(out, [0, 1, 2, 3, 4]);
-    assert_eq!(block_on(join_all(Vec::<Later>::new())), Vec::<u32>::new());
-}
-
-/// A minimal executor for one future (the proto crate has no runtime).
-fn block_on<F: std::future::Future>(f: F) -> F::Output {
-    use std::task::{Context, Poll, Wake, Waker};
-    struct Noop;
-    impl Wake for Noop {
-        fn wake(self: std::sync::Arc<Self>) {}
-    }
-    let waker = Waker::from(std::sync::Arc::new(Noop));
-    let mut cx = Context::from_waker(&waker);
-    let mut f = std::pin::pin!(f);
-    loop {
-        if let Poll::Ready(v) = f.as_mut().poll(&mut cx) {
-            return v;
-        }
-    }
-}
-
 proptest! {
     /// Whatever the keys (duplicates, misses, any count) and the pool size, a split retrieval
     /// merged back equals what one server holding every item would have answered.
@@ -803,7 +793,7 @@ proptest! {
         keys in prop::collection::vec(0u16..40, 0..60),
         present in prop::collection::vec(any::<bool>(), 40),
     ) {
-        let pool = pool(n, Failover::FailFast);
+        let mut pool = pool(n, Failover::FailFast);
         let mut sim = Sim::new(n);
         let name = |i: u16| format!("p:{i}");
         for (i, &p) in present.iter().enumerate() {
@@ -827,6 +817,7 @@ proptest! {
             }
             Plan::Refused(e) => Err(e),
             Plan::Broadcast(_) => panic!("a retrieval is never broadcast"),
+            other => panic!("unknown plan {other:?}"),
         };
         if asked.is_empty() {
             // Sent to one server, which would refuse it: nothing to compare.
@@ -835,4 +826,127 @@ proptest! {
         let got: Vec<Vec<u8>> = values(got).into_iter().map(|(k, _)| k).collect();
         prop_assert_eq!(got, expect);
     }
+}
+
+/// Requests of every shape for [`plan_all_up_equals_plan_while_nothing_is_ejected`].
+fn shapes(keys: &[String]) -> Vec<Request> {
+    let asked: Vec<&str> = keys.iter().map(String::as_str).collect();
+    let mut out = vec![
+        get(&asked),
+        get(&[]),
+        Request::Version,
+        Request::Stats { args: None },
+        Request::MetaNoop,
+    ];
+    for k in keys.iter().take(3) {
+        out.push(set(k));
+        out.push(get(&[k]));
+        out.push(Request::MetaGet(mcache_proto::meta::request::MetaGet {
+            key: key(k),
+            flags: MetaGetFlags::default(),
+        }));
+    }
+    out
+}
+
+fn retrieve(keys: &[String]) -> Retrieve {
+    Retrieve {
+        command: RetrieveCommand::Gets,
+        keys: keys.iter().map(|k| key(k)).collect(),
+    }
+}
+
+proptest! {
+    /// While no server has an ejection on record, the plan without health or clock is the
+    /// plan with them, for every request shape, pool size, failover and proxy; again once
+    /// an ejected server is re-admitted.
+    #[test]
+    fn plan_all_up_equals_plan_while_nothing_is_ejected(
+        n in 1usize..5,
+        rehash in any::<bool>(),
+        twemproxy in any::<bool>(),
+        keys in prop::collection::vec(0u16..50, 0..12),
+        failures in prop::collection::vec(0usize..5, 0..4),
+    ) {
+        let failover = if rehash { Failover::Rehash } else { Failover::FailFast };
+        let mut pool = pool(n, failover)
+            .with_proxy(twemproxy.then_some(ProxyKind::Twemproxy));
+        let keys: Vec<String> = keys.iter().map(|i| format!("e:{i}")).collect();
+        let t0 = Instant::now();
+        // Failures below the limit (2) eject nothing; a server failed twice in a row is
+        // ejected and re-admitted by the success that follows.
+        for &s in &failures {
+            pool.record_failure(s % n, t0);
+            pool.record_success(s % n);
+            pool.record_failure(s % n, t0);
+        }
+        let check = |pool: &mut Pool, now: Instant| -> Result<(), TestCaseError> {
+            prop_assert_eq!(pool.ejected(), 0);
+            for r in shapes(&keys) {
+                prop_assert_eq!(pool.plan_all_up(r.clone()), pool.plan(r, now));
+            }
+            prop_assert_eq!(
+                pool.plan_split_all_up(retrieve(&keys)),
+                pool.plan_split(retrieve(&keys), now)
+            );
+            Ok(())
+        };
+        check(&mut pool, t0)?;
+        // Eject a server: the plans may differ now; the all-up plan still is the placement.
+        if n > 1 {
+            let dead = failures.first().map_or(0, |s| s % n);
+            while !pool.record_failure(dead, t0) {}
+            prop_assert_eq!(pool.ejected(), 1);
+            let t1 = t0 + Duration::from_secs(1);
+            for k in &keys {
+                prop_assert_eq!(
+                    pool.plan_all_up(set(k)),
+                    Plan::One { server: pool.server_for(k.as_bytes()), request: set(k) }
+                );
+            }
+            prop_assert!(!pool.is_available(dead, t1));
+            // Re-admitted by its first reply: nothing on record, the plans agree again.
+            pool.observe(dead, &Ok(Response::Stored), t1);
+            prop_assert_eq!(pool.ejected(), 0);
+            check(&mut pool, t1)?;
+        }
+    }
+}
+
+#[test]
+fn ejected_counts_servers_with_an_ejection_on_record() {
+    let mut pool = pool(3, Failover::FailFast);
+    let t0 = Instant::now();
+    assert_eq!(pool.ejected(), 0);
+    assert!(!pool.record_failure(1, t0));
+    assert_eq!(pool.ejected(), 0, "one failure of two");
+    assert!(pool.record_failure(1, t0));
+    assert_eq!(pool.ejected(), 1);
+    assert!(pool.record_failure(2, t0) || pool.record_failure(2, t0));
+    assert_eq!(pool.ejected(), 2);
+    // Past its retry time a server is available again, but its ejection stays on record
+    // until it answers.
+    let t1 = t0 + Duration::from_secs(10);
+    assert!(pool.is_available(1, t1));
+    assert_eq!(pool.ejected(), 2);
+    pool.record_success(1);
+    assert_eq!(pool.ejected(), 1);
+    pool.observe(2, &Err(Error::Server(Bytes::new())), t1);
+    assert_eq!(pool.ejected(), 0);
+    // While a server is out, the all-up plan ignores it and the plan does not.
+    for _ in 0..2 {
+        pool.record_failure(0, t1);
+    }
+    let k = key_on(&pool, 0, "z");
+    assert_eq!(
+        pool.plan_all_up(set(&k)),
+        Plan::One {
+            server: 0,
+            request: set(&k)
+        }
+    );
+    assert!(matches!(
+        pool.plan(set(&k), t1),
+        Plan::Refused(Error::Unavailable(_))
+    ));
 }

@@ -107,6 +107,7 @@ pub struct MetaGetFlags {
 }
 
 /// The mode of a meta set (`M` flag).
+#[non_exhaustive]
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum MetaSetMode {
     /// `MS`: store (the default).
@@ -196,6 +197,7 @@ pub struct MetaDeleteFlags {
 }
 
 /// The mode of a meta arithmetic (`M` flag).
+#[non_exhaustive]
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum MetaArithmeticMode {
     /// `MI`: increment (the default).

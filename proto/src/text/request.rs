@@ -9,6 +9,7 @@ use crate::wire::{
 use bytes::{BufMut, Bytes};
 
 /// Which retrieval command.
+#[non_exhaustive]
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum RetrieveCommand {
     /// `get <key>*`
@@ -48,6 +49,7 @@ pub struct Retrieve {
 }
 
 /// Which storage command.
+#[non_exhaustive]
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum StoreCommand {
     /// `set`: store.

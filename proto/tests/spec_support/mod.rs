@@ -861,6 +861,7 @@ pub fn check_example(e: &Example) {
                         ErrorKind::Error => Error::Protocol(message.clone()),
                         ErrorKind::Client => Error::Client(message.clone()),
                         ErrorKind::Server => Error::Server(message.clone()),
+                        other => panic!("an error line of an unknown kind: {other:?}"),
                     };
                     assert_eq!(err, expected);
                 }

@@ -1,11 +1,13 @@
-//! TLS (memcached's `-Z`) through rustls. Certificates are always verified: against the roots
-//! given here, for the server's host name (or the name set with [`TlsConfig::server_name`]).
+//! TLS (memcached's `-Z`) through rustls, over any runtime's [`ByteStream`]: written once,
+//! so every adapter has it. Certificates are always verified: against the roots given here,
+//! for the server's host name (or the name set with [`TlsConfig::server_name`]).
 
-use crate::transport::Stream;
-use async_net::TcpStream;
+use crate::io::{AsFuturesIo, ByteStream, FuturesIo};
 use futures_rustls::rustls::{self, pki_types};
 use std::io;
 use std::sync::Arc;
+
+pub use futures_rustls::rustls as rustls_crate;
 
 /// How to open TLS connections.
 #[derive(Clone)]
@@ -52,30 +54,29 @@ impl TlsConfig {
         Ok(TlsConfig::new(Arc::new(config)))
     }
 
-    /// The name to verify the server's certificate against (default: the host of the address).
+    /// The name to verify the server's certificate against (default: the host of the
+    /// address; required for a unix socket, which has no host).
     pub fn server_name(mut self, name: impl Into<String>) -> Self {
         self.server_name = Some(name.into());
         self
     }
 
-    pub(crate) async fn connect(&self, addr: &str, tcp: TcpStream) -> io::Result<Stream> {
-        let host = match &self.server_name {
-            Some(n) => n.clone(),
-            None => host_of(addr).to_string(),
-        };
-        let name = pki_types::ServerName::try_from(host)
+    /// The name certificates are checked against: the one set, else `host`.
+    pub(crate) fn name_for<'a>(&'a self, host: Option<&'a str>) -> Option<&'a str> {
+        self.server_name.as_deref().or(host)
+    }
+
+    /// Runs the TLS handshake over `stream`.
+    pub(crate) async fn handshake(
+        &self,
+        name: &str,
+        stream: Box<dyn ByteStream>,
+    ) -> io::Result<Box<dyn ByteStream>> {
+        let name = pki_types::ServerName::try_from(name.to_string())
             .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
         let tls = futures_rustls::TlsConnector::from(self.config.clone())
-            .connect(name, tcp)
+            .connect(name, AsFuturesIo(stream))
             .await?;
-        Ok(Stream::Tls(Box::new(tls)))
+        Ok(Box::new(FuturesIo(tls)))
     }
-}
-
-/// `host` of `host:port` (IPv6 in brackets).
-fn host_of(addr: &str) -> &str {
-    if let Some(rest) = addr.strip_prefix('[') {
-        return rest.split(']').next().unwrap_or(rest);
-    }
-    addr.rsplit_once(':').map_or(addr, |(h, _)| h)
 }

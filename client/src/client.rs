@@ -1,0 +1,331 @@
+//! [`Client`]: cheap to clone, `Send + Sync`, multiplexing callers over a few connections per
+//! server; implements [`Memcache`], so the whole typed API is there. Routing, splitting,
+//! merging and server health come from the [`Pool`]; this file only queues requests on
+//! connection tasks and awaits their replies.
+
+use crate::builder::Builder;
+use crate::driver::{Command, Reply};
+use crate::endpoint::Endpoint;
+use crate::join::join_all;
+use crate::memcache::Memcache;
+use crate::pool::Pool;
+use crate::runtime::{timeout, Runtime};
+use async_lock::Semaphore;
+use futures_channel::mpsc;
+use mcache_proto::pool::Plan;
+use mcache_proto::text::request::{Retrieve, RetrieveCommand};
+use mcache_proto::{AsKey, Error, Key, KeyError, Request, Response, Stat, Value};
+use std::future::Future;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// A memcached client over one server or a pool of them. Clone it freely: clones share the
+/// connections. The same type on every runtime: an adapter crate (`mcache-tokio`,
+/// `mcache-async-std`) supplies the [`Runtime`] and the `Client::connect` / `Client::builder`
+/// shorthands.
+///
+/// With several servers ([`Builder::servers`]) every keyed request goes to the server its key
+/// is placed on (libmemcached-compatible ketama by default), a multi-key retrieval is split
+/// per server, sent at once and merged in the caller's key order, and a command without a
+/// key (`flush_all`, `version`, `stats`, `verbosity`, `mn`, `quit`) goes to every server:
+/// [`Memcache::execute`] then returns the first error (by server index) or else the first
+/// server's reply. For one result per server use [`Client::version_all`],
+/// [`Client::stats_all`], [`Client::flush_all_servers`], or any command through
+/// [`Client::server`].
+#[derive(Clone, Debug)]
+pub struct Client {
+    inner: Arc<Inner>,
+}
+
+#[derive(Debug)]
+struct Inner {
+    runtime: Arc<dyn Runtime>,
+    servers: Vec<Server>,
+    pool: Pool,
+    request_timeout: Option<Duration>,
+}
+
+/// One server's connection tasks.
+#[derive(Debug)]
+pub(crate) struct Server {
+    pub(crate) endpoint: Endpoint,
+    pub(crate) connections: Vec<ConnectionHandle>,
+    pub(crate) next: AtomicUsize,
+}
+
+/// The way into one connection task: its request channel and its in-flight slots.
+#[derive(Debug)]
+pub(crate) struct ConnectionHandle {
+    pub(crate) tx: mpsc::UnboundedSender<Command>,
+    pub(crate) slots: Arc<Semaphore>,
+}
+
+impl Client {
+    pub(crate) fn from_parts(
+        runtime: Arc<dyn Runtime>,
+        servers: Vec<Server>,
+        pool: Pool,
+        request_timeout: Option<Duration>,
+    ) -> Client {
+        Client {
+            inner: Arc::new(Inner {
+                runtime,
+                servers,
+                pool,
+                request_timeout,
+            }),
+        }
+    }
+
+    /// Connects to one server with the default settings, on `runtime`. (The adapters'
+    /// `Client::connect` calls this with their runtime.)
+    pub fn connect_with(
+        runtime: Arc<dyn Runtime>,
+        endpoint: impl Into<Endpoint>,
+    ) -> impl Future<Output = Result<Client, Error>> + Send {
+        Builder::new(runtime).server(endpoint).build()
+    }
+
+    /// The runtime the client's tasks and timers run on.
+    pub fn runtime(&self) -> &Arc<dyn Runtime> {
+        &self.inner.runtime
+    }
+
+    /// The pool: placement ([`Pool::server_for`]) and health ([`Pool::is_available`],
+    /// [`Pool::retry_at`], [`Pool::failures`]) of the servers, by index.
+    pub fn pool(&self) -> &Pool {
+        &self.inner.pool
+    }
+
+    /// The servers' addresses, by index.
+    pub fn endpoints(&self) -> impl ExactSizeIterator<Item = &Endpoint> {
+        self.inner.servers.iter().map(|s| &s.endpoint)
+    }
+
+    /// The server at `index`, to send commands to it alone (whatever the keys' placement and
+    /// the server's health).
+    pub fn server(&self, index: usize) -> Option<ServerHandle> {
+        (index < self.inner.servers.len()).then(|| ServerHandle {
+            client: self.clone(),
+            index,
+        })
+    }
+
+    /// Every server, by index (see [`Client::server`]).
+    pub fn servers(&self) -> impl ExactSizeIterator<Item = ServerHandle> + '_ {
+        (0..self.inner.servers.len()).map(|index| ServerHandle {
+            client: self.clone(),
+            index,
+        })
+    }
+
+    /// Runs `call` on every server concurrently: one result per server, by index.
+    async fn on_every_server<'a, T, F, Fut>(&'a self, call: F) -> Vec<(Endpoint, T)>
+    where
+        F: Fn(ServerHandle) -> Fut,
+        Fut: Future<Output = T> + 'a,
+    {
+        join_all(self.servers().map(|s| {
+            let endpoint = s.endpoint().clone();
+            let reply = call(s);
+            async move { (endpoint, reply.await) }
+        }))
+        .await
+    }
+
+    /// `version` of every server, concurrently.
+    pub async fn version_all(&self) -> Vec<(Endpoint, Result<String, Error>)> {
+        self.on_every_server(|s| async move { s.version().await })
+            .await
+    }
+
+    /// `stats [<args>]` of every server, concurrently.
+    pub async fn stats_all(&self, args: Option<&str>) -> Vec<(Endpoint, Result<Vec<Stat>, Error>)> {
+        self.on_every_server(|s| async move { s.stats(args).await })
+            .await
+    }
+
+    /// `flush_all [delay]` on every server, concurrently.
+    pub async fn flush_all_servers(
+        &self,
+        delay: Option<i32>,
+    ) -> Vec<(Endpoint, Result<(), Error>)> {
+        self.on_every_server(|s| async move { s.flush_all(delay).await })
+            .await
+    }
+
+    /// `get` of many keys, one result per key in the order given: the value (`None` on a
+    /// miss) or the error of the server holding that key. Unlike [`Memcache::get_multi`],
+    /// a server that is down fails only its own keys. Fails as a whole only when the
+    /// request cannot be sent at all (an invalid key).
+    pub fn get_multi_each<K: AsKey>(
+        &self,
+        keys: impl IntoIterator<Item = K>,
+    ) -> impl Future<Output = Result<Vec<Result<Option<Value>, Error>>, Error>> + Send + '_ {
+        let keys: Result<Vec<Key>, KeyError> = keys.into_iter().map(AsKey::into_key).collect();
+        async move {
+            let keys = keys?;
+            if keys.is_empty() {
+                return Ok(Vec::new());
+            }
+            let now = self.inner.runtime.now();
+            let retrieve = Retrieve {
+                command: RetrieveCommand::Get,
+                keys,
+            };
+            let mut split = self.inner.pool.plan_split(retrieve, now)?;
+            let parts = std::mem::take(&mut split.parts);
+            Ok(split.merge_each(self.send_all(parts, self.deadline(now)).await))
+        }
+    }
+
+    fn deadline(&self, now: Instant) -> Option<Instant> {
+        // The connection task enforces it in every state: it fails the caller with `Timeout`
+        // and abandons the request, whose reply is then read and dropped.
+        self.inner.request_timeout.map(|d| now + d)
+    }
+
+    /// Queues `request` on one of `server`'s connections: the first with a free in-flight
+    /// slot, starting from the next in turn; if none has one, waits for a slot of that one
+    /// until `deadline`.
+    async fn submit(
+        &self,
+        server: usize,
+        request: Request,
+        deadline: Option<Instant>,
+    ) -> Result<futures_channel::oneshot::Receiver<Result<Response, Error>>, Error> {
+        let s = self
+            .inner
+            .servers
+            .get(server)
+            .ok_or_else(|| Error::Config(format!("no server #{server}")))?;
+        let n = s.connections.len();
+        let first = s.next.fetch_add(1, Ordering::Relaxed) % n;
+        let free = (0..n).find_map(|i| {
+            let c = &s.connections[(first + i) % n];
+            c.slots.try_acquire_arc().map(|slot| (c, slot))
+        });
+        let (conn, slot) = match free {
+            Some(found) => found,
+            None => {
+                let conn = &s.connections[first];
+                let wait = conn.slots.acquire_arc();
+                let slot = match deadline {
+                    Some(at) => timeout(&*self.inner.runtime, at, wait)
+                        .await
+                        .ok_or(Error::Timeout)?,
+                    None => wait.await,
+                };
+                (conn, slot)
+            }
+        };
+        let (reply, rx) = Reply::new(slot);
+        conn.tx
+            .unbounded_send(Command {
+                request,
+                reply,
+                deadline,
+            })
+            .map_err(|_| Error::Unavailable(format!("{}: client shut down", s.endpoint)))?;
+        Ok(rx)
+    }
+
+    /// Awaits a queued request's reply and tells the pool how the server did.
+    async fn reply(
+        &self,
+        server: usize,
+        queued: Result<futures_channel::oneshot::Receiver<Result<Response, Error>>, Error>,
+    ) -> Result<Response, Error> {
+        let r = match queued {
+            Ok(rx) => rx
+                .await
+                .unwrap_or_else(|_| Err(Error::Unavailable("the connection task ended".into()))),
+            Err(e) => Err(e),
+        };
+        self.inner
+            .pool
+            .observe(server, &r, self.inner.runtime.now());
+        r
+    }
+
+    /// Queues every part before awaiting any, so that they travel concurrently; the replies
+    /// in the parts' order.
+    async fn send_all(
+        &self,
+        parts: Vec<(usize, Request)>,
+        deadline: Option<Instant>,
+    ) -> Vec<Result<Response, Error>> {
+        let mut queued = Vec::with_capacity(parts.len());
+        for (server, request) in parts {
+            queued.push((server, self.submit(server, request, deadline).await));
+        }
+        let mut replies = Vec::with_capacity(queued.len());
+        for (server, q) in queued {
+            replies.push(self.reply(server, q).await);
+        }
+        replies
+    }
+
+    async fn call(&self, request: Request) -> Result<Response, Error> {
+        let now = self.inner.runtime.now();
+        let deadline = self.deadline(now);
+        match self.inner.pool.plan(request, now) {
+            Plan::One { server, request } => {
+                let queued = self.submit(server, request, deadline).await;
+                self.reply(server, queued).await
+            }
+            Plan::Split(mut split) => {
+                let parts = std::mem::take(&mut split.parts);
+                split.merge(self.send_all(parts, deadline).await)
+            }
+            Plan::Broadcast(mut all) => {
+                let parts = std::mem::take(&mut all.parts);
+                all.merge(self.send_all(parts, deadline).await)
+            }
+            Plan::Refused(e) => Err(e),
+            other => Err(Error::Config(format!("unsupported plan: {other:?}"))),
+        }
+    }
+
+    /// Sends `request` to server `index` alone.
+    async fn call_server(&self, index: usize, request: Request) -> Result<Response, Error> {
+        self.inner.pool.check(&request)?;
+        let deadline = self.deadline(self.inner.runtime.now());
+        let queued = self.submit(index, request, deadline).await;
+        self.reply(index, queued).await
+    }
+}
+
+impl Memcache for Client {
+    fn execute(&self, request: Request) -> impl Future<Output = Result<Response, Error>> + Send {
+        self.call(request)
+    }
+}
+
+/// One server of a [`Client`]: commands sent through it go to that server alone, whatever
+/// the placement of their keys or the server's health (its replies still count for its
+/// health). Requests the client's proxy cannot carry are refused as usual.
+#[derive(Clone, Debug)]
+pub struct ServerHandle {
+    client: Client,
+    index: usize,
+}
+
+impl ServerHandle {
+    /// The server's index in the pool.
+    pub fn index(&self) -> usize {
+        self.index
+    }
+
+    /// The server's address.
+    pub fn endpoint(&self) -> &Endpoint {
+        &self.client.inner.servers[self.index].endpoint
+    }
+}
+
+impl Memcache for ServerHandle {
+    fn execute(&self, request: Request) -> impl Future<Output = Result<Response, Error>> + Send {
+        self.client.call_server(self.index, request)
+    }
+}

@@ -1,0 +1,524 @@
+//! One task per connection: takes callers' requests from its channel, moves bytes between a
+//! [`ByteStream`] and a proto [`Connection`], completes each caller through its oneshot, and
+//! enforces every deadline in every state (connecting, serving, streaming a reply, waiting to
+//! reconnect). Nothing here knows the protocol's grammar or an executor.
+//!
+//! States of the link to the server:
+//! - `Connecting`: a connect (TCP or unix, TLS, authentication) is under way; requests wait in
+//!   the task's queue, each until its own deadline.
+//! - `Up`: requests go from the queue into the connection (at most `max_in_flight` in it,
+//!   abandoned ones included), many per write; replies go to their callers.
+//! - `Down`: the last connect failed or the connection was lost (closed, or no reply within
+//!   the read timeout): requests fail fast with [`Error::Unavailable`] until the jittered,
+//!   exponential backoff delay has passed. The delay starts over only once a connection has
+//!   served a reply.
+//!
+//! A connection closed for safety by a server that did answer (a malformed reply, a rejected
+//! storage command, a reply over a limit, `quit`) is replaced at once, and the requests queued
+//! behind it wait for the new connection instead of failing.
+
+use crate::connect::connect;
+use crate::endpoint::Endpoint;
+use crate::io::ByteStream;
+use crate::runtime::{BoxFuture, Runtime, Timer};
+use crate::settings::Settings;
+use async_lock::SemaphoreGuardArc;
+use bytes::{Bytes, BytesMut};
+use futures_channel::{mpsc, oneshot};
+use futures_core::Stream as _;
+use mcache_proto::{Connection, Error, PoisonReason, Request, Response, Waiters};
+use std::collections::VecDeque;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::{Duration, Instant};
+
+/// A caller's request, where its reply goes, and when the caller stops waiting.
+pub(crate) struct Command {
+    pub(crate) request: Request,
+    pub(crate) reply: Reply,
+    pub(crate) deadline: Option<Instant>,
+}
+
+/// Where one caller's reply goes. It holds the caller's slot of the connection's in-flight
+/// bound until the reply is delivered or the caller is failed.
+pub(crate) struct Reply {
+    tx: oneshot::Sender<Result<Response, Error>>,
+    _slot: SemaphoreGuardArc,
+}
+
+impl Reply {
+    /// A reply channel holding `slot`; the caller awaits the receiver.
+    pub(crate) fn new(
+        slot: SemaphoreGuardArc,
+    ) -> (Reply, oneshot::Receiver<Result<Response, Error>>) {
+        let (tx, rx) = oneshot::channel();
+        (Reply { tx, _slot: slot }, rx)
+    }
+
+    fn send(self, result: Result<Response, Error>) {
+        // A caller that gave up dropped its receiver: the reply is discarded.
+        let _ = self.tx.send(result);
+    }
+
+    fn is_canceled(&self) -> bool {
+        self.tx.is_canceled()
+    }
+}
+
+/// How many rounds one poll may do before yielding to other tasks.
+const ROUNDS_PER_POLL: usize = 32;
+/// Smallest and largest read: reads grow while they fill the room offered and shrink while
+/// they use little of it.
+const MIN_READ: usize = 4 * 1024;
+const MAX_READ: usize = 64 * 1024;
+
+/// The connection task of one connection slot of a server.
+pub(crate) struct Driver {
+    rt: Arc<dyn Runtime>,
+    endpoint: Endpoint,
+    settings: Arc<Settings>,
+    rx: mpsc::UnboundedReceiver<Command>,
+    rx_closed: bool,
+    /// Requests taken from the channel and not yet in a connection (bounded by the
+    /// connection's in-flight slots, which every request holds).
+    queue: VecDeque<Command>,
+    link: Link,
+    backoff: Backoff,
+    timer: Pin<Box<dyn Timer>>,
+    timer_at: Option<Instant>,
+}
+
+enum Link {
+    Connecting(BoxFuture<'static, Result<Box<dyn ByteStream>, Error>>),
+    Up(Box<Session>),
+    Down { until: Instant, reason: String },
+}
+
+impl Driver {
+    /// A task for `endpoint`, serving `stream` if one is open already, else connecting.
+    pub(crate) fn new(
+        rt: Arc<dyn Runtime>,
+        endpoint: Endpoint,
+        settings: Arc<Settings>,
+        rx: mpsc::UnboundedReceiver<Command>,
+        stream: Option<Box<dyn ByteStream>>,
+    ) -> Driver {
+        let now = rt.now();
+        let timer = rt.timer(now);
+        let backoff = Backoff::new(settings.backoff_min, settings.backoff_max);
+        let mut driver = Driver {
+            rt,
+            endpoint,
+            settings,
+            rx,
+            rx_closed: false,
+            queue: VecDeque::new(),
+            link: Link::Down {
+                until: now,
+                reason: String::new(),
+            },
+            backoff,
+            timer,
+            timer_at: None,
+        };
+        driver.link = match stream {
+            Some(s) => Link::Up(Box::new(Session::new(s, &driver.settings))),
+            None => driver.connecting(),
+        };
+        driver
+    }
+
+    fn connecting(&self) -> Link {
+        let (rt, endpoint, settings) = (
+            self.rt.clone(),
+            self.endpoint.clone(),
+            self.settings.clone(),
+        );
+        Link::Connecting(Box::pin(async move {
+            connect(&*rt, &endpoint, &settings).await
+        }))
+    }
+
+    /// Whether every client handle is gone and nothing is left to answer.
+    fn finished(&self) -> bool {
+        self.rx_closed
+            && self.queue.is_empty()
+            && match &self.link {
+                Link::Up(s) => s.conn.is_idle() && s.out.is_empty(),
+                Link::Connecting(_) | Link::Down { .. } => true,
+            }
+    }
+
+    fn poll_drive(&mut self, cx: &mut Context<'_>) -> Poll<()> {
+        for _ in 0..ROUNDS_PER_POLL {
+            let now = self.rt.now();
+            let mut progress = self.accept(cx);
+            progress |= self.advance(cx, now);
+            progress |= self.on_deadlines(now);
+            if self.finished() {
+                return Poll::Ready(());
+            }
+            if !progress {
+                if self.arm_timer(cx) {
+                    // The timer fired while being armed: go round again soon.
+                    cx.waker().wake_by_ref();
+                }
+                return Poll::Pending;
+            }
+        }
+        cx.waker().wake_by_ref();
+        Poll::Pending
+    }
+
+    /// Takes every request callers queued (each holds an in-flight slot, so this is bounded).
+    fn accept(&mut self, cx: &mut Context<'_>) -> bool {
+        let mut progress = false;
+        while !self.rx_closed {
+            match Pin::new(&mut self.rx).poll_next(cx) {
+                Poll::Ready(Some(cmd)) => {
+                    progress = true;
+                    // A caller that gave up before anything was written costs nothing.
+                    if !cmd.reply.is_canceled() {
+                        self.queue.push_back(cmd);
+                    }
+                }
+                Poll::Ready(None) => self.rx_closed = true,
+                Poll::Pending => break,
+            }
+        }
+        progress
+    }
+
+    /// Moves the link forward: connects, serves, or waits out the backoff.
+    fn advance(&mut self, cx: &mut Context<'_>, now: Instant) -> bool {
+        match &mut self.link {
+            Link::Connecting(connecting) => match connecting.as_mut().poll(cx) {
+                Poll::Ready(Ok(stream)) => {
+                    tracing::debug!(endpoint = %self.endpoint, "connected");
+                    self.link = Link::Up(Box::new(Session::new(stream, &self.settings)));
+                    true
+                }
+                Poll::Ready(Err(e)) => {
+                    tracing::warn!(endpoint = %self.endpoint, error = %e, "connect failed");
+                    self.go_down(now, e.to_string());
+                    true
+                }
+                Poll::Pending => false,
+            },
+            Link::Down { until, reason } => {
+                let mut progress = false;
+                // Fail fast while the server is unreachable: a cache that is down must not stall.
+                while let Some(cmd) = self.queue.pop_front() {
+                    let what = format!("{} is unavailable: {reason}", self.endpoint);
+                    cmd.reply.send(Err(Error::Unavailable(what)));
+                    progress = true;
+                }
+                if now >= *until && !self.rx_closed {
+                    self.link = self.connecting();
+                    progress = true;
+                }
+                progress
+            }
+            Link::Up(session) => {
+                let mut progress = session.dispatch(&mut self.queue, self.settings.max_in_flight);
+                progress |= session.write(cx, now);
+                progress |= session.read(cx, now);
+                progress |= session.deliver();
+                if let Some(reason) = session.conn.poisoned().cloned() {
+                    session.fail_all(&reason);
+                    let served = session.served;
+                    self.lost(now, reason, served);
+                    return true;
+                }
+                progress
+            }
+        }
+    }
+
+    /// The connection failed: replace it at once after a safety close by a server that
+    /// answered, else wait out the backoff.
+    fn lost(&mut self, now: Instant, reason: PoisonReason, served: bool) {
+        if served {
+            self.backoff.reset();
+        }
+        match reason {
+            PoisonReason::Closed | PoisonReason::Timeout => {
+                tracing::warn!(endpoint = %self.endpoint, %reason, "connection lost");
+                self.go_down(now, reason.to_string());
+            }
+            _ => {
+                tracing::info!(endpoint = %self.endpoint, %reason, "connection closed for safety; reconnecting");
+                self.link = self.connecting();
+            }
+        }
+    }
+
+    fn go_down(&mut self, now: Instant, reason: String) {
+        let delay = self.backoff.next_delay();
+        tracing::debug!(endpoint = %self.endpoint, ?delay, "reconnecting after a delay");
+        self.link = Link::Down {
+            until: now + delay,
+            reason,
+        };
+    }
+
+    /// The earliest moment something must happen without any IO: a caller's deadline, the
+    /// connection's read timeout, the end of the backoff.
+    fn next_deadline(&self) -> Option<Instant> {
+        let queued = self.queue.iter().find_map(|c| c.deadline);
+        let link = match &self.link {
+            Link::Up(s) => min_opt(s.conn.poll_timeout(), s.waiters.next_deadline()),
+            Link::Down { until, .. } => Some(*until),
+            Link::Connecting(_) => None,
+        };
+        min_opt(queued, link)
+    }
+
+    /// Handles every deadline that passed; whether anything changed.
+    fn on_deadlines(&mut self, now: Instant) -> bool {
+        if self.next_deadline().is_none_or(|at| at > now) {
+            return false;
+        }
+        let mut changed = false;
+        // Queued requests are failed in place: deadlines need not be in queue order.
+        let before = self.queue.len();
+        let mut kept = VecDeque::with_capacity(before);
+        for cmd in self.queue.drain(..) {
+            if cmd.deadline.is_some_and(|d| d <= now) {
+                cmd.reply.send(Err(Error::Timeout));
+            } else {
+                kept.push_back(cmd);
+            }
+        }
+        changed |= kept.len() != before;
+        self.queue = kept;
+        if let Link::Up(s) = &mut self.link {
+            for reply in s.waiters.expire(now, &mut s.conn) {
+                reply.send(Err(Error::Timeout));
+                changed = true;
+            }
+            s.conn.handle_timeout(now);
+            changed |= s.conn.poisoned().is_some();
+        }
+        changed |= matches!(self.link, Link::Down { until, .. } if until <= now);
+        changed
+    }
+
+    /// Sets the timer to the next deadline; whether it has already fired.
+    fn arm_timer(&mut self, cx: &mut Context<'_>) -> bool {
+        let Some(at) = self.next_deadline() else {
+            self.timer_at = None;
+            return false;
+        };
+        if self.timer_at != Some(at) {
+            self.timer_at = Some(at);
+            self.timer.as_mut().reset(at);
+        }
+        self.timer.as_mut().poll_fire(cx).is_ready()
+    }
+}
+
+impl Future for Driver {
+    type Output = ();
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+        self.get_mut().poll_drive(cx)
+    }
+}
+
+fn min_opt(a: Option<Instant>, b: Option<Instant>) -> Option<Instant> {
+    match (a, b) {
+        (Some(a), Some(b)) => Some(a.min(b)),
+        (a, b) => a.or(b),
+    }
+}
+
+/// One open connection: its stream, proto state, and the callers waiting on it.
+struct Session {
+    stream: Box<dyn ByteStream>,
+    conn: Connection,
+    waiters: Waiters<Reply>,
+    out: Bytes,
+    /// Bytes went to the stream and no flush has completed since: a TLS stream may hold some.
+    unflushed: bool,
+    rbuf: BytesMut,
+    read_size: usize,
+    /// The server answered at least one request on this connection.
+    served: bool,
+}
+
+impl Session {
+    fn new(stream: Box<dyn ByteStream>, settings: &Settings) -> Session {
+        Session {
+            stream,
+            conn: Connection::new(settings.connection.clone()),
+            waiters: Waiters::default(),
+            out: Bytes::new(),
+            unflushed: false,
+            rbuf: BytesMut::new(),
+            read_size: MIN_READ,
+            served: false,
+        }
+    }
+
+    /// Moves queued requests into the connection while it has room.
+    fn dispatch(&mut self, queue: &mut VecDeque<Command>, max_in_flight: usize) -> bool {
+        let mut progress = false;
+        while self.conn.pending() < max_in_flight {
+            let Some(cmd) = queue.pop_front() else { break };
+            progress = true;
+            if cmd.reply.is_canceled() {
+                continue;
+            }
+            match self.conn.send(cmd.request) {
+                Ok(id) => self.waiters.push(id, cmd.deadline, cmd.reply),
+                Err(e) => cmd.reply.send(Err(e)),
+            }
+        }
+        progress
+    }
+
+    /// Writes queued bytes: many requests per syscall.
+    fn write(&mut self, cx: &mut Context<'_>, now: Instant) -> bool {
+        let mut progress = false;
+        loop {
+            if self.out.is_empty() {
+                match self.conn.take_transmit(now) {
+                    Some(b) => self.out = b,
+                    None => {
+                        if self.unflushed && self.flush(cx) {
+                            return true;
+                        }
+                        return progress;
+                    }
+                }
+            }
+            match self.stream.poll_write(cx, &self.out) {
+                Poll::Ready(Ok(0)) => {
+                    self.conn.poison(PoisonReason::Closed);
+                    return true;
+                }
+                Poll::Ready(Ok(n)) => {
+                    let _ = self.out.split_to(n);
+                    progress = true;
+                }
+                Poll::Ready(Err(e)) => {
+                    tracing::debug!(error = %e, "write failed");
+                    self.conn.poison(PoisonReason::Closed);
+                    return true;
+                }
+                Poll::Pending => {
+                    // A TLS stream may hold bytes until flushed; plain sockets ignore this.
+                    let _ = self.stream.poll_flush(cx);
+                    return progress;
+                }
+            }
+            if self.out.is_empty() {
+                self.unflushed = true;
+                if self.flush(cx) {
+                    return true;
+                }
+            }
+        }
+    }
+
+    /// Flushes the stream. A TLS stream takes bytes into its own buffer even when the socket
+    /// is full, and sends them only on a flush or a later write: a flush that returned
+    /// `Pending` is retried when the socket drains. Returns whether the connection failed.
+    fn flush(&mut self, cx: &mut Context<'_>) -> bool {
+        match self.stream.poll_flush(cx) {
+            Poll::Ready(Ok(())) => self.unflushed = false,
+            Poll::Ready(Err(e)) => {
+                tracing::debug!(error = %e, "flush failed");
+                self.conn.poison(PoisonReason::Closed);
+                return true;
+            }
+            Poll::Pending => {}
+        }
+        false
+    }
+
+    /// Reads what the stream has and feeds the connection.
+    fn read(&mut self, cx: &mut Context<'_>, now: Instant) -> bool {
+        let max = self.read_size;
+        self.rbuf.reserve(max);
+        match self.stream.poll_read_buf(cx, &mut self.rbuf, max) {
+            Poll::Ready(Ok(0)) => {
+                self.conn.receive_eof();
+                true
+            }
+            Poll::Ready(Ok(n)) => {
+                if n == max {
+                    self.read_size = (max * 2).min(MAX_READ);
+                } else if n < max / 4 {
+                    self.read_size = (max / 2).max(MIN_READ);
+                }
+                self.conn.receive_buf(&mut self.rbuf, now);
+                true
+            }
+            Poll::Ready(Err(e)) => {
+                tracing::debug!(error = %e, "read failed");
+                self.conn.poison(PoisonReason::Closed);
+                true
+            }
+            Poll::Pending => false,
+        }
+    }
+
+    /// Hands each reply to the caller of the request it answers.
+    fn deliver(&mut self) -> bool {
+        let mut progress = false;
+        while let Some((id, result)) = self.conn.poll_response() {
+            progress = true;
+            if matches!(&result, Ok(_)) || result.as_ref().is_err_and(Error::is_server_reply) {
+                self.served = true;
+            }
+            if let Some(reply) = self.waiters.take(id) {
+                reply.send(result);
+            }
+        }
+        progress
+    }
+
+    /// The connection is lost: every caller still waiting fails with `reason`.
+    fn fail_all(&mut self, reason: &PoisonReason) {
+        self.deliver();
+        for reply in self.waiters.drain() {
+            reply.send(Err(Error::Poisoned(reason.clone())));
+        }
+    }
+}
+
+/// Reconnect delays: exponential from `min` to `max`, each drawn uniformly from the upper
+/// half of its step (so clients restarting together spread out), and starting over only
+/// once a connection has served a reply.
+#[derive(Debug)]
+struct Backoff {
+    min: Duration,
+    max: Duration,
+    step: Duration,
+}
+
+impl Backoff {
+    fn new(min: Duration, max: Duration) -> Backoff {
+        Backoff {
+            min,
+            max: max.max(min),
+            step: min,
+        }
+    }
+
+    fn next_delay(&mut self) -> Duration {
+        let step = self.step;
+        self.step = (step * 2).min(self.max);
+        let half = step / 2;
+        let nanos = u64::try_from(half.as_nanos()).unwrap_or(u64::MAX);
+        half + Duration::from_nanos(fastrand::u64(0..=nanos))
+    }
+
+    fn reset(&mut self) {
+        self.step = self.min;
+    }
+}

@@ -1,0 +1,119 @@
+//! [`ByteStream`]: one open connection's bytes, whatever the runtime and transport (TCP, unix
+//! socket, TLS over either). The driver reads and writes through it and nothing else.
+
+use bytes::BytesMut;
+use std::io;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+
+/// A connected byte stream. Implemented by the adapters for their sockets (directly, or
+/// through [`FuturesIo`] for any `futures-io` type), by this crate's TLS layer, and by
+/// in-memory streams in tests.
+pub trait ByteStream: Send + 'static {
+    /// Reads into `buf`, as `std::io::Read::read`; `Ok(0)` is the end of the stream.
+    fn poll_read(&mut self, cx: &mut Context<'_>, buf: &mut [u8]) -> Poll<io::Result<usize>>;
+
+    /// Reads at most `max` bytes, appending them to `buf`; `Ok(0)` is the end of the stream.
+    ///
+    /// The provided method zeroes the room first and calls [`ByteStream::poll_read`]; a
+    /// runtime that can read into uninitialised capacity overrides it.
+    fn poll_read_buf(
+        &mut self,
+        cx: &mut Context<'_>,
+        buf: &mut BytesMut,
+        max: usize,
+    ) -> Poll<io::Result<usize>> {
+        let start = buf.len();
+        buf.resize(start + max, 0);
+        let r = self.poll_read(cx, &mut buf[start..]);
+        let n = match &r {
+            Poll::Ready(Ok(n)) => *n,
+            _ => 0,
+        };
+        buf.truncate(start + n);
+        r
+    }
+
+    /// Writes from `buf`, as `std::io::Write::write`.
+    fn poll_write(&mut self, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>>;
+
+    /// Sends what the stream buffers (a TLS record); a no-op for plain sockets.
+    fn poll_flush(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>>;
+}
+
+impl ByteStream for Box<dyn ByteStream> {
+    fn poll_read(&mut self, cx: &mut Context<'_>, buf: &mut [u8]) -> Poll<io::Result<usize>> {
+        (**self).poll_read(cx, buf)
+    }
+
+    fn poll_read_buf(
+        &mut self,
+        cx: &mut Context<'_>,
+        buf: &mut BytesMut,
+        max: usize,
+    ) -> Poll<io::Result<usize>> {
+        (**self).poll_read_buf(cx, buf, max)
+    }
+
+    fn poll_write(&mut self, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
+        (**self).poll_write(cx, buf)
+    }
+
+    fn poll_flush(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        (**self).poll_flush(cx)
+    }
+}
+
+/// Any `futures-io` stream (async-io, async-net, futures-rustls, …) as a [`ByteStream`],
+/// and any [`ByteStream`] as a `futures-io` stream (for layering TLS over it).
+#[derive(Debug)]
+pub struct FuturesIo<T>(pub T);
+
+impl<T> ByteStream for FuturesIo<T>
+where
+    T: futures_io::AsyncRead + futures_io::AsyncWrite + Unpin + Send + 'static,
+{
+    fn poll_read(&mut self, cx: &mut Context<'_>, buf: &mut [u8]) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.0).poll_read(cx, buf)
+    }
+
+    fn poll_write(&mut self, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.0).poll_write(cx, buf)
+    }
+
+    fn poll_flush(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.0).poll_flush(cx)
+    }
+}
+
+/// A [`ByteStream`] seen through `futures-io`'s traits.
+#[cfg_attr(not(feature = "tls"), allow(dead_code))]
+pub(crate) struct AsFuturesIo(pub(crate) Box<dyn ByteStream>);
+
+impl futures_io::AsyncRead for AsFuturesIo {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut [u8],
+    ) -> Poll<io::Result<usize>> {
+        self.get_mut().0.poll_read(cx, buf)
+    }
+}
+
+impl futures_io::AsyncWrite for AsFuturesIo {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        self.get_mut().0.poll_write(cx, buf)
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        self.get_mut().0.poll_flush(cx)
+    }
+
+    fn poll_close(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        self.get_mut().0.poll_flush(cx)
+    }
+}

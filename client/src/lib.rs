@@ -1,0 +1,45 @@
+//! # mcache-client
+//!
+//! The one memcached client of mcache, written once for every executor. Everything a client
+//! does beyond the protocol lives here: one driver task per connection over proto's sans-IO
+//! [`Connection`](mcache_proto::Connection), server pools with routing, health and failover,
+//! request deadlines, bounded queues, reconnect with jittered backoff, ASCII authentication
+//! and TLS. What differs between executors (spawning a task, a timer, opening a socket) sits
+//! behind the small [`Runtime`] trait; the adapter crates implement it (`mcache-tokio`,
+//! `mcache-async-std` for async-std and smol) and re-export this crate, so there is exactly
+//! one [`Client`] type whatever the runtime.
+//!
+//! Most applications depend on an adapter, not on this crate: `mcache_tokio::Client::connect`
+//! is this crate's [`Client`] on tokio's runtime. Depend on this crate directly to write a
+//! runtime of your own (see [`Runtime`]) or a library that works on any of them.
+
+#![forbid(unsafe_code)]
+
+mod builder;
+mod client;
+mod connect;
+mod driver;
+mod endpoint;
+mod io;
+mod join;
+mod memcache;
+mod pool;
+mod runtime;
+mod settings;
+#[cfg(feature = "tls")]
+pub mod tls;
+
+pub use builder::Builder;
+pub use client::{Client, ServerHandle};
+pub use endpoint::Endpoint;
+pub use io::{ByteStream, FuturesIo};
+pub use join::join_all;
+pub use memcache::Memcache;
+pub use pool::Pool;
+pub use runtime::{sleep, timeout, BoxFuture, Runtime, Timer};
+
+pub use mcache_proto::{
+    self as proto, AsKey, EncodeError, Error, Failover, HashMode, HealthPolicy, IoError, Key,
+    KeyHash, MetaArithmeticFlags, MetaDeleteFlags, MetaGetFlags, MetaResponse, MetaSetFlags,
+    MetaStatus, ProxyKind, ServerSpec, Stat, StoreStatus, Value,
+};

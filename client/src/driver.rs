@@ -522,3 +522,6 @@ impl Backoff {
         self.step = self.min;
     }
 }
+
+#[cfg(test)]
+mod tests;

@@ -26,6 +26,10 @@ mod memcache;
 mod pool;
 mod runtime;
 mod settings;
+#[cfg(test)]
+mod testing;
+#[cfg(test)]
+mod tests;
 #[cfg(feature = "tls")]
 pub mod tls;
 

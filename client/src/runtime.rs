@@ -60,7 +60,9 @@ pub async fn sleep(runtime: &dyn Runtime, duration: Duration) {
     std::future::poll_fn(|cx| timer.as_mut().poll_fire(cx)).await;
 }
 
-/// Runs `future` until `deadline`: its output, or `None` if the deadline came first.
+/// Runs `future` until `deadline`: its output, or `None` once the deadline has passed (the
+/// deadline is checked first on every poll, so a future that becomes ready only after it
+/// passed still counts as late).
 pub async fn timeout<F: Future>(
     runtime: &dyn Runtime,
     deadline: Instant,
@@ -69,10 +71,10 @@ pub async fn timeout<F: Future>(
     let mut timer = runtime.timer(deadline);
     let mut future = std::pin::pin!(future);
     std::future::poll_fn(|cx| {
-        if let Poll::Ready(out) = future.as_mut().poll(cx) {
-            return Poll::Ready(Some(out));
+        if timer.as_mut().poll_fire(cx).is_ready() {
+            return Poll::Ready(None);
         }
-        timer.as_mut().poll_fire(cx).map(|()| None)
+        future.as_mut().poll(cx).map(Some)
     })
     .await
 }

@@ -1,0 +1,492 @@
+//! The driver, deterministically: an in-memory stream played by the test, a clock moved by
+//! hand, and the driver polled by hand. No sockets, no sleeping.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use super::*;
+use crate::testing::{Connect, ManualRuntime, MemStream};
+use async_lock::Semaphore;
+use mcache_proto::text::request::{Retrieve, RetrieveCommand, Store, StoreCommand};
+use mcache_proto::{DecodeError, Key};
+use std::task::Waker;
+
+type Rx = oneshot::Receiver<Result<Response, Error>>;
+
+const SECOND: Duration = Duration::from_secs(1);
+
+struct Rig {
+    rt: ManualRuntime,
+    tx: mpsc::UnboundedSender<Command>,
+    driver: Driver,
+    slots: Arc<Semaphore>,
+}
+
+fn settings() -> Settings {
+    let mut s = Settings::default();
+    s.connection.read_timeout = Some(5 * SECOND);
+    s.backoff_min = Duration::from_millis(100);
+    s.backoff_max = Duration::from_secs(10);
+    s
+}
+
+fn rig_with(settings: Settings, stream: Option<MemStream>) -> Rig {
+    let rt = ManualRuntime::new();
+    let (tx, rx) = mpsc::unbounded();
+    let driver = Driver::new(
+        Arc::new(rt.clone()),
+        Endpoint::Tcp("mem:1".into()),
+        Arc::new(settings),
+        rx,
+        stream.map(|s| Box::new(s) as Box<dyn ByteStream>),
+    );
+    Rig {
+        rt,
+        tx,
+        driver,
+        slots: Arc::new(Semaphore::new(1 << 20)),
+    }
+}
+
+fn rig(stream: &MemStream) -> Rig {
+    rig_with(settings(), Some(stream.clone()))
+}
+
+fn get(key: &str) -> Request {
+    Request::Retrieve(Retrieve {
+        command: RetrieveCommand::Get,
+        keys: vec![Key::new(key).unwrap()],
+    })
+}
+
+fn set(key: &str, value: &'static [u8]) -> Request {
+    Request::Store(Store {
+        command: StoreCommand::Set,
+        key: Key::new(key).unwrap(),
+        flags: 0,
+        exptime: 0,
+        value: Bytes::from_static(value),
+        noreply: false,
+    })
+}
+
+impl Rig {
+    fn poll(&mut self) -> Poll<()> {
+        let mut cx = Context::from_waker(Waker::noop());
+        Pin::new(&mut self.driver).poll(&mut cx)
+    }
+
+    /// Queues `request` with a deadline `timeout` from now.
+    fn call(&self, request: Request, timeout: Option<Duration>) -> Rx {
+        let (reply, rx) = Reply::new(self.slots.try_acquire_arc().unwrap());
+        let deadline = timeout.map(|t| self.rt.now() + t);
+        self.tx
+            .unbounded_send(Command {
+                request,
+                reply,
+                deadline,
+            })
+            .unwrap();
+        rx
+    }
+
+    /// Moves the clock and polls.
+    fn advance(&mut self, d: Duration) {
+        self.rt.advance(d);
+        let _ = self.poll();
+    }
+
+    fn is_up(&self) -> bool {
+        matches!(self.driver.link, Link::Up(_))
+    }
+
+    fn is_down(&self) -> bool {
+        matches!(self.driver.link, Link::Down { .. })
+    }
+
+    fn is_connecting(&self) -> bool {
+        matches!(self.driver.link, Link::Connecting(_))
+    }
+}
+
+/// The reply a caller got, if any yet.
+fn reply(rx: &mut Rx) -> Option<Result<Response, Error>> {
+    rx.try_recv().expect("the driver dropped a caller")
+}
+
+fn value_of(r: Option<Result<Response, Error>>) -> Vec<u8> {
+    match r {
+        Some(Ok(Response::Values(v))) => v[0].data.to_vec(),
+        other => panic!("expected a value, got {other:?}"),
+    }
+}
+
+#[test]
+fn pipelined_requests_go_out_in_one_write_and_replies_split_anywhere_reach_their_callers() {
+    let server = MemStream::new();
+    let mut r = rig(&server);
+    let mut a = r.call(get("a"), Some(SECOND));
+    let mut b = r.call(get("b"), Some(SECOND));
+    let mut c = r.call(get("c"), Some(SECOND));
+    assert!(r.poll().is_pending());
+    assert_eq!(server.take_written(), b"get a\r\nget b\r\nget c\r\n");
+    assert_eq!(server.writes(), 1, "three requests, one write");
+    let replies: &[u8] = b"VALUE a 0 1\r\nA\r\nEND\r\nVALUE b 0 2\r\nBB\r\nEND\r\nEND\r\n";
+    // One byte per read: every possible split of every frame.
+    server.set_read_chunk(1);
+    server.send(replies);
+    for _ in 0..replies.len() {
+        let _ = r.poll();
+    }
+    assert_eq!(value_of(reply(&mut a)), b"A");
+    assert_eq!(value_of(reply(&mut b)), b"BB");
+    assert!(matches!(reply(&mut c), Some(Ok(Response::Values(v))) if v.is_empty()));
+}
+
+#[test]
+fn partial_writes_resume_where_they_stopped() {
+    let server = MemStream::new();
+    server.set_write_chunk(3);
+    let mut r = rig(&server);
+    let mut a = r.call(set("k", b"value"), Some(SECOND));
+    let mut b = r.call(get("k"), Some(SECOND));
+    let _ = r.poll();
+    assert_eq!(server.take_written(), b"set k 0 0 5\r\nvalue\r\nget k\r\n");
+    server.send(b"STORED\r\nVALUE k 0 5\r\nvalue\r\nEND\r\n");
+    let _ = r.poll();
+    assert!(matches!(reply(&mut a), Some(Ok(Response::Stored))));
+    assert_eq!(value_of(reply(&mut b)), b"value");
+}
+
+#[test]
+fn a_blocked_writer_does_not_stop_deadlines() {
+    let server = MemStream::new();
+    server.set_write_blocked(true);
+    let mut r = rig(&server);
+    let mut a = r.call(get("a"), Some(SECOND));
+    let _ = r.poll();
+    assert!(reply(&mut a).is_none());
+    r.advance(SECOND);
+    assert_eq!(reply(&mut a), Some(Err(Error::Timeout)));
+}
+
+#[test]
+fn a_stalled_peer_times_callers_out_then_loses_the_connection_at_the_read_timeout() {
+    let server = MemStream::new();
+    let mut r = rig(&server);
+    let mut a = r.call(get("a"), Some(SECOND));
+    let _ = r.poll();
+    r.advance(SECOND);
+    assert_eq!(reply(&mut a), Some(Err(Error::Timeout)));
+    assert!(
+        r.is_up(),
+        "an abandoned request alone does not close the connection yet"
+    );
+    r.advance(4 * SECOND);
+    assert!(
+        r.is_down(),
+        "no reply within the read timeout of being due: replaced"
+    );
+    let mut b = r.call(get("b"), Some(SECOND));
+    let _ = r.poll();
+    assert!(matches!(reply(&mut b), Some(Err(e)) if e.is_unavailable()));
+}
+
+#[test]
+fn a_slow_drip_cannot_keep_a_connection_alive() {
+    // Defect 1: a reply header, then one byte every 2 s. Before, each byte counted as
+    // progress and the connection lived forever while every caller timed out.
+    let server = MemStream::new();
+    let mut r = rig(&server);
+    let mut a = r.call(get("a"), Some(SECOND));
+    let _ = r.poll();
+    server.send(b"VALUE a 0 100\r\n");
+    let _ = r.poll();
+    for _ in 0..2 {
+        r.advance(2 * SECOND);
+        server.send(b"x");
+        let _ = r.poll();
+        assert!(r.is_up());
+    }
+    assert_eq!(reply(&mut a), Some(Err(Error::Timeout)));
+    r.advance(SECOND);
+    assert!(
+        r.is_down(),
+        "5 s after the reply was due, bytes or not, the connection goes"
+    );
+    r.rt.on_connect(Connect::Open(MemStream::new()));
+    r.advance(SECOND);
+    assert!(r.is_up(), "and it is replaced after the backoff");
+}
+
+#[test]
+fn a_close_mid_reply_fails_the_callers_and_the_connection_is_reopened() {
+    let server = MemStream::new();
+    let mut r = rig(&server);
+    let mut a = r.call(get("a"), Some(10 * SECOND));
+    let mut b = r.call(get("b"), Some(10 * SECOND));
+    let _ = r.poll();
+    server.send(b"VALUE a 0 10\r\nabc");
+    server.close();
+    let _ = r.poll();
+    assert_eq!(
+        reply(&mut a),
+        Some(Err(Error::Poisoned(PoisonReason::Closed)))
+    );
+    assert_eq!(
+        reply(&mut b),
+        Some(Err(Error::Poisoned(PoisonReason::Closed)))
+    );
+    assert!(r.is_down());
+    let next = MemStream::new();
+    r.rt.on_connect(Connect::Open(next.clone()));
+    r.advance(SECOND);
+    assert!(r.is_up());
+    let mut c = r.call(get("c"), Some(SECOND));
+    let _ = r.poll();
+    assert_eq!(next.take_written(), b"get c\r\n");
+    next.send(b"VALUE c 0 1\r\nC\r\nEND\r\n");
+    let _ = r.poll();
+    assert_eq!(value_of(reply(&mut c)), b"C");
+}
+
+#[test]
+fn in_flight_requests_per_connection_are_bounded() {
+    // Defect 3: the connection carries at most `max_in_flight`, abandoned ones included.
+    let server = MemStream::new();
+    let mut s = settings();
+    s.max_in_flight = 2;
+    let mut r = rig_with(s, Some(server.clone()));
+    let mut rxs: Vec<Rx> = (0..5)
+        .map(|i| r.call(get(&format!("k{i}")), None))
+        .collect();
+    let _ = r.poll();
+    assert_eq!(server.take_written(), b"get k0\r\nget k1\r\n");
+    server.send(b"END\r\n");
+    let _ = r.poll();
+    assert_eq!(server.take_written(), b"get k2\r\n");
+    server.send(b"END\r\nEND\r\n");
+    let _ = r.poll();
+    assert_eq!(server.take_written(), b"get k3\r\nget k4\r\n");
+    server.send(b"END\r\nEND\r\n");
+    let _ = r.poll();
+    for rx in &mut rxs {
+        assert!(matches!(reply(rx), Some(Ok(Response::Values(v))) if v.is_empty()));
+    }
+}
+
+#[test]
+fn reconnect_backoff_is_jittered_exponential_and_resets_only_after_a_reply() {
+    // Defect 4: a server that accepts and then closes at once got ~32 connects a second
+    // forever, because a successful TCP connect reset the backoff.
+    let mut r = rig_with(settings(), None);
+    for _ in 0..8 {
+        let s = MemStream::new();
+        s.close();
+        r.rt.on_connect(Connect::Open(s));
+    }
+    let _ = r.poll();
+    for _ in 0..2000 {
+        r.advance(Duration::from_millis(10));
+        if r.rt.attempts().len() >= 7 {
+            break;
+        }
+    }
+    let at = r.rt.attempts();
+    assert!(at.len() >= 7, "{at:?}");
+    let gaps: Vec<Duration> = at.windows(2).map(|w| w[1] - w[0]).collect();
+    for (i, gap) in gaps.iter().enumerate().take(6) {
+        // Step i is min(100 ms * 2^i, 10 s); each delay lies in its upper half (within the
+        // 10 ms resolution of this clock).
+        let step = Duration::from_millis(100 * (1 << i)).min(10 * SECOND);
+        assert!(
+            *gap >= step / 2 && *gap <= step + Duration::from_millis(20),
+            "gap {i} = {gap:?}, step {step:?}: {gaps:?}"
+        );
+    }
+}
+
+#[test]
+fn backoff_jitter_spreads_clients_that_restart_together() {
+    let delays: Vec<Duration> = (0..64)
+        .map(|_| Backoff::new(Duration::from_millis(200), SECOND).next_delay())
+        .collect();
+    let distinct: std::collections::HashSet<_> = delays.iter().collect();
+    assert!(distinct.len() > 32, "{delays:?}");
+    assert!(delays
+        .iter()
+        .all(|d| *d >= Duration::from_millis(100) && *d <= Duration::from_millis(200)));
+}
+
+#[test]
+fn a_served_reply_starts_the_backoff_over() {
+    let mut b = Backoff::new(Duration::from_millis(100), 10 * SECOND);
+    for _ in 0..5 {
+        b.next_delay();
+    }
+    assert_eq!(b.step, Duration::from_millis(3200));
+    b.reset();
+    assert!(b.next_delay() <= Duration::from_millis(100));
+}
+
+#[test]
+fn deadlines_hold_while_connecting() {
+    // Defect 5: a get with a 1 s timeout returned after 9.7 s while an authentication
+    // handshake hung under a 10 s connect timeout.
+    let mut s = settings();
+    s.connect_timeout = 10 * SECOND;
+    let mut r = rig_with(s, None);
+    r.rt.on_connect(Connect::Hang);
+    let mut a = r.call(get("a"), Some(SECOND));
+    let _ = r.poll();
+    assert!(r.is_connecting());
+    r.advance(Duration::from_millis(999));
+    assert!(reply(&mut a).is_none());
+    r.advance(Duration::from_millis(1));
+    assert_eq!(reply(&mut a), Some(Err(Error::Timeout)));
+}
+
+#[test]
+fn deadlines_hold_while_a_long_reply_streams_in() {
+    // Defect 5: bytes arriving all the time must not keep a caller past its deadline.
+    let server = MemStream::new();
+    let mut r = rig(&server);
+    let mut a = r.call(get("a"), Some(SECOND));
+    let _ = r.poll();
+    server.send(b"VALUE a 0 1000000\r\n");
+    for _ in 0..10 {
+        r.advance(Duration::from_millis(100));
+        server.send(&[b'x'; 1000]);
+        let _ = r.poll();
+    }
+    assert_eq!(reply(&mut a), Some(Err(Error::Timeout)));
+}
+
+#[test]
+fn a_safety_close_reconnects_at_once_and_queued_calls_wait_for_the_new_connection() {
+    // Defect 7: after a safety close the calls queued behind it failed with an IO error
+    // during the reconnect delay, and the pool counted them against a healthy server.
+    let server = MemStream::new();
+    let mut r = rig(&server);
+    let mut a = r.call(set("k", b"v"), Some(5 * SECOND));
+    let mut b = r.call(get("k"), Some(5 * SECOND));
+    let _ = r.poll();
+    server.take_written();
+    let next = MemStream::new();
+    r.rt.on_connect(Connect::OpenAfter(Duration::from_millis(10), next.clone()));
+    // A rejected storage command: the data block may have run as a command.
+    server.send(b"CLIENT_ERROR bad data chunk\r\n");
+    let _ = r.poll();
+    // Its own caller hears the server's words; the request written behind it fails with
+    // the reason, which is not a connection failure (the server answered).
+    assert_eq!(
+        reply(&mut a),
+        Some(Err(Error::Client("bad data chunk".into())))
+    );
+    let got = reply(&mut b);
+    assert!(
+        matches!(&got, Some(Err(e @ Error::Poisoned(PoisonReason::StorageRejected))) if !e.is_connection_failure()),
+        "{got:?}"
+    );
+    assert!(r.is_connecting(), "reconnecting at once, no backoff");
+    assert_eq!(r.rt.attempts(), vec![Duration::ZERO]);
+    let mut c = r.call(get("k"), Some(5 * SECOND));
+    let _ = r.poll();
+    assert!(
+        reply(&mut c).is_none(),
+        "a call queued meanwhile waits instead of failing"
+    );
+    r.advance(Duration::from_millis(10));
+    assert!(r.is_up());
+    assert_eq!(next.take_written(), b"get k\r\n");
+    next.send(b"END\r\n");
+    let _ = r.poll();
+    assert!(matches!(reply(&mut c), Some(Ok(Response::Values(_)))));
+}
+
+#[test]
+fn a_reply_over_the_byte_bound_is_refused_before_it_is_buffered() {
+    // Defect 2: one `stats` reply of 99,990 lines of 8 KiB drove RSS to 788 MiB.
+    let server = MemStream::new();
+    let mut s = settings();
+    s.connection.limits.max_reply_len = 1024 * 1024;
+    let mut r = rig_with(s, Some(server.clone()));
+    r.rt.on_connect(Connect::Hang);
+    let mut a = r.call(Request::Stats { args: None }, Some(60 * SECOND));
+    let _ = r.poll();
+    let line = format!("STAT {} {}\r\n", "k".repeat(16), "v".repeat(8000));
+    let mut sent = 0;
+    let mut got = None;
+    while got.is_none() {
+        got = reply(&mut a);
+        if got.is_some() {
+            break;
+        }
+        server.send(line.as_bytes());
+        sent += line.len();
+        let _ = r.poll();
+        assert!(sent < 2 * 1024 * 1024, "still buffering after {sent} bytes");
+    }
+    assert!(
+        matches!(
+            got,
+            Some(Err(Error::Poisoned(PoisonReason::Malformed(
+                DecodeError::ReplyTooLarge { .. }
+            ))))
+        ),
+        "{got:?}"
+    );
+    assert!(r.is_connecting(), "a safety close: replaced at once");
+}
+
+#[test]
+fn dropped_callers_cost_nothing_and_their_replies_are_read_and_discarded() {
+    let server = MemStream::new();
+    let mut r = rig(&server);
+    drop(r.call(get("gone"), Some(SECOND)));
+    let mut a = r.call(get("a"), Some(SECOND));
+    let _ = r.poll();
+    assert_eq!(
+        server.take_written(),
+        b"get a\r\n",
+        "a dropped call is never sent"
+    );
+    let b_dropped_after_send = r.call(get("b"), Some(SECOND));
+    let mut c = r.call(get("c"), Some(SECOND));
+    let _ = r.poll();
+    drop(b_dropped_after_send);
+    server
+        .send(b"VALUE a 0 1\r\nA\r\nEND\r\nVALUE b 0 1\r\nB\r\nEND\r\nVALUE c 0 1\r\nC\r\nEND\r\n");
+    let _ = r.poll();
+    assert_eq!(value_of(reply(&mut a)), b"A");
+    assert_eq!(value_of(reply(&mut c)), b"C");
+}
+
+#[test]
+fn the_task_ends_when_every_handle_is_gone_and_replies_are_delivered() {
+    let server = MemStream::new();
+    let mut r = rig(&server);
+    let mut a = r.call(get("a"), Some(SECOND));
+    let (tx, _) = mpsc::unbounded();
+    drop(std::mem::replace(&mut r.tx, tx));
+    assert!(r.poll().is_pending(), "a reply is still owed");
+    server.send(b"END\r\n");
+    assert!(r.poll().is_ready());
+    assert!(matches!(reply(&mut a), Some(Ok(_))));
+}
+
+#[test]
+fn unavailable_while_down_is_a_typed_error() {
+    let mut r = rig_with(settings(), None);
+    r.rt.on_connect(Connect::Refuse);
+    let _ = r.poll();
+    assert!(r.is_down());
+    let mut a = r.call(get("a"), Some(SECOND));
+    let _ = r.poll();
+    match reply(&mut a) {
+        Some(Err(e @ Error::Unavailable(_))) => {
+            assert!(e.is_unavailable() && e.is_connection_failure());
+        }
+        other => panic!("{other:?}"),
+    }
+    let _ = DecodeError::ReplyTooLarge { max: 0 };
+}

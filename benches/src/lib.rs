@@ -1,20 +1,80 @@
-//! Shared pieces of mcache's benchmarks: a runtime-neutral load loop and CPU accounting.
+//! Shared pieces of mcache's benchmarks: the executors a benchmark runs on (with the client's
+//! [`Runtime`] for each), a load loop, and CPU accounting.
+//!
+//! There is one client type, `mcache_client::Client`; a benchmark mode only picks the runtime
+//! it is built on ([`Executor::client`]). Tasks are spawned through that same [`Runtime`].
 
+use mcache_client::{Builder, Runtime};
 use std::future::Future;
-use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-/// A boxed, sendable future.
-pub type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send>>;
+/// What a benchmark runs on: an executor to block on, and the client's [`Runtime`] over it
+/// (tasks, timers, sockets).
+pub struct Executor {
+    kind: Kind,
+    runtime: Arc<dyn Runtime>,
+}
 
-/// What a benchmark needs from an async runtime.
-pub trait Runtime {
-    /// Spawns a task and returns a future of its output.
-    fn spawn(&self, f: BoxFuture<u64>) -> BoxFuture<u64>;
-    /// Runs a future to completion on this runtime.
-    fn block_on<T>(&self, f: impl Future<Output = T>) -> T;
+enum Kind {
+    Tokio(tokio::runtime::Runtime),
+    AsyncStd,
+}
+
+impl Executor {
+    /// A tokio multi-thread runtime with `workers` worker threads, and mcache-tokio's
+    /// [`Tokio`](mcache_tokio::Tokio) runtime on it.
+    pub fn tokio(workers: usize) -> std::io::Result<Executor> {
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(workers.max(1))
+            .enable_all()
+            .build()?;
+        // Made inside the runtime, so that its tasks go to this runtime's workers.
+        let runtime = {
+            let _in = rt.enter();
+            mcache_tokio::Tokio::runtime()
+        };
+        Ok(Executor {
+            kind: Kind::Tokio(rt),
+            runtime,
+        })
+    }
+
+    /// async-std's global executor, and mcache-async-std's
+    /// [`AsyncIo::async_std`](mcache_async_std::AsyncIo::async_std) runtime on it.
+    pub fn async_std() -> Executor {
+        Executor {
+            kind: Kind::AsyncStd,
+            runtime: mcache_async_std::AsyncIo::async_std(),
+        }
+    }
+
+    /// The executor's name (`tokio`, `async-std`).
+    pub fn name(&self) -> &'static str {
+        match self.kind {
+            Kind::Tokio(_) => "tokio",
+            Kind::AsyncStd => "async-std",
+        }
+    }
+
+    /// The client's runtime on this executor.
+    pub fn runtime(&self) -> &Arc<dyn Runtime> {
+        &self.runtime
+    }
+
+    /// A client builder on this executor's runtime.
+    pub fn client(&self) -> Builder {
+        Builder::new(self.runtime.clone())
+    }
+
+    /// Runs a future to completion on this executor.
+    pub fn block_on<T>(&self, f: impl Future<Output = T>) -> T {
+        match &self.kind {
+            Kind::Tokio(rt) => rt.block_on(f),
+            Kind::AsyncStd => async_std::task::block_on(f),
+        }
+    }
 }
 
 /// CPU time (user + system) used by this process so far.
@@ -67,15 +127,14 @@ impl Measurement {
 
 /// Runs `tasks` copies of `body` for `duration`; each call of `body` returns the units it did
 /// (and counts as `ops_per_call` operations).
-pub fn run_load<R, F, Fut>(
-    rt: &R,
+pub fn run_load<F, Fut>(
+    exec: &Executor,
     tasks: usize,
     duration: Duration,
     ops_per_call: u64,
     body: F,
 ) -> Measurement
 where
-    R: Runtime,
     F: Fn(u64) -> Fut + Send + Sync + Clone + 'static,
     Fut: Future<Output = u64> + Send + 'static,
 {
@@ -88,7 +147,8 @@ where
             let stop = stop.clone();
             let calls = calls.clone();
             let body = body.clone();
-            rt.spawn(Box::pin(async move {
+            let (done, units) = futures_channel::oneshot::channel();
+            exec.runtime().spawn(Box::pin(async move {
                 let mut units = 0;
                 let mut i = t << 32;
                 while !stop.load(Ordering::Relaxed) {
@@ -96,8 +156,9 @@ where
                     i += 1;
                     calls.fetch_add(1, Ordering::Relaxed);
                 }
-                units
-            }))
+                let _ = done.send(units);
+            }));
+            units
         })
         .collect();
     let timer = {
@@ -107,10 +168,11 @@ where
             stop.store(true, Ordering::Relaxed);
         })
     };
-    let units: u64 = rt.block_on(async {
+    let units: u64 = exec.block_on(async {
         let mut total = 0;
         for h in handles {
-            total += h.await;
+            // A task that panicked did no units that count.
+            total += h.await.unwrap_or(0);
         }
         total
     });

@@ -1,7 +1,10 @@
-//! mcache's soak/chaos run: both adapters (mcache-tokio on a tokio runtime, mcache-async-std on
-//! async-std) in one process, many tasks issuing mixed commands against two real memcached
-//! processes, while a harness thread kills (SIGKILL, then restart on the same port) and freezes
-//! (SIGSTOP/SIGCONT) them and the tasks drop or time out random calls.
+//! mcache's soak/chaos run: the one client (`mcache_client::Client`) on both runtimes at once,
+//! tokio (mcache-tokio's [`Tokio`]) and async-std (mcache-async-std's [`AsyncIo`]), each on
+//! its own thread, many tasks issuing mixed commands against two real memcached processes,
+//! while a harness thread kills (SIGKILL, then restart on the same port) and freezes
+//! (SIGSTOP/SIGCONT) them and the tasks drop or time out random calls. Tasks are spawned,
+//! sleep and give up on calls through the client's [`Runtime`], never through an executor's
+//! own API.
 //!
 //! Every value a task writes names its key and a version (`<key>=<version>`), and each task owns
 //! its keys, so the checker's model is exact:
@@ -14,20 +17,23 @@
 //! - counters (`incr`) must only go up between restarts.
 //!
 //! A miss is always allowed (a killed server comes back empty). Every failure must be an outage
-//! error (`Poisoned`, `Io`, `Timeout`) or a dropped call; anything else counts as unexpected.
+//! error (`Poisoned`, `Io`, `Timeout`, `Unavailable`) or a dropped call; anything else counts
+//! as unexpected.
 //! [`run`] returns a [`Report`]; [`Report::verdict`] fails on any mismatch, stale read,
 //! unexpected error, or RSS growth past the bound.
 
 #![forbid(unsafe_code)]
 
-use mcache_proto::{Error, Memcache, MetaGetFlags, MetaSetFlags, MetaStatus, StoreStatus};
+use mcache_async_std::AsyncIo;
+use mcache_client::{
+    Builder, Client, Error, Memcache, MetaGetFlags, MetaSetFlags, MetaStatus, Runtime, StoreStatus,
+};
 use mcache_testkit::faulty::rss_bytes;
 use mcache_testkit::Memcached;
+use mcache_tokio::Tokio;
 use rand::{Rng, SeedableRng};
 use std::collections::{BTreeMap, VecDeque};
 use std::fmt;
-use std::future::Future;
-use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
@@ -37,7 +43,7 @@ use std::time::{Duration, Instant};
 pub struct Config {
     /// How long the load runs.
     pub duration: Duration,
-    /// Tasks in all, split between the two adapters.
+    /// Tasks in all, split between the two runtimes.
     pub tasks: usize,
     /// Time between two faults (kill/restart or stop/continue, alternating between the servers).
     pub fault_every: Duration,
@@ -261,8 +267,6 @@ impl KeyModel {
     }
 }
 
-type Sleep = fn(Duration) -> Pin<Box<dyn Future<Output = ()> + Send>>;
-
 fn error_kind(e: &Error) -> (String, bool) {
     match e {
         Error::Poisoned(r) => {
@@ -272,11 +276,14 @@ fn error_kind(e: &Error) -> (String, bool) {
         }
         Error::Timeout => ("timeout".to_string(), true),
         Error::Io(_) => ("io".to_string(), true),
+        Error::Unavailable(_) => ("unavailable".to_string(), true),
         Error::Encode(_) => ("encode".to_string(), false),
         Error::Protocol(_) => ("server ERROR".to_string(), false),
         Error::Client(_) => ("CLIENT_ERROR".to_string(), false),
         Error::Server(_) => ("SERVER_ERROR".to_string(), false),
         Error::UnexpectedResponse { .. } => ("unexpected response".to_string(), false),
+        Error::Config(_) => ("config".to_string(), false),
+        other => (format!("other: {other}"), false),
     }
 }
 
@@ -310,14 +317,14 @@ enum Outcome {
 }
 
 /// One task: `name` is unique; `clients[s]` talks to server `s`.
-async fn task<C: Memcache + Clone + Send + Sync + 'static>(
+async fn task(
     name: String,
-    clients: [C; 2],
+    clients: [Client; 2],
     shared: Arc<Shared>,
-    sleep: Sleep,
     drop_one_in: u32,
     seed: u64,
 ) {
+    let runtime = clients[0].runtime().clone();
     let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
     let keys: Vec<String> = (0..SLOTS).map(|s| format!("{name}:{s}")).collect();
     let servers: Vec<usize> = keys.iter().map(|k| server_of(k)).collect();
@@ -349,13 +356,7 @@ async fn task<C: Memcache + Clone + Send + Sync + 'static>(
             ($f:expr) => {{
                 match drop_after {
                     None => Some($f.await),
-                    Some(d) => {
-                        futures_lite::future::or(async { Some($f.await) }, async {
-                            sleep(d).await;
-                            None
-                        })
-                        .await
-                    }
+                    Some(d) => mcache_client::timeout(&*runtime, runtime.now() + d, $f).await,
                 }
             }};
         }
@@ -580,22 +581,15 @@ fn check_reads(
     }
 }
 
-fn tokio_sleep(d: Duration) -> Pin<Box<dyn Future<Output = ()> + Send>> {
-    Box::pin(tokio::time::sleep(d))
-}
-
-fn async_std_sleep(d: Duration) -> Pin<Box<dyn Future<Output = ()> + Send>> {
-    Box::pin(async_std::task::sleep(d))
-}
-
 /// Client settings for the run: 2 connections, 1 s request and read timeouts, quick
 /// reconnects.
 const CONNECTIONS: usize = 2;
 const TIMEOUT: Duration = Duration::from_secs(1);
 const BACKOFF: (Duration, Duration) = (Duration::from_millis(10), Duration::from_millis(200));
 
-async fn tokio_client(addr: String) -> Result<mcache_tokio::Client, Error> {
-    mcache_tokio::Client::builder()
+/// A client of one server, on `runtime`.
+async fn client(runtime: Arc<dyn Runtime>, addr: &str) -> Result<Client, String> {
+    Builder::new(runtime)
         .server(addr)
         .connections(CONNECTIONS)
         .request_timeout(Some(TIMEOUT))
@@ -604,18 +598,46 @@ async fn tokio_client(addr: String) -> Result<mcache_tokio::Client, Error> {
         .backoff(BACKOFF.0, BACKOFF.1)
         .build()
         .await
+        .map_err(|e| format!("client of {addr}: {e}"))
 }
 
-async fn async_std_client(addr: String) -> Result<mcache_async_std::Client, Error> {
-    mcache_async_std::Client::builder()
-        .server(addr)
-        .connections(CONNECTIONS)
-        .request_timeout(Some(TIMEOUT))
-        .read_timeout(Some(TIMEOUT))
-        .connect_timeout(Duration::from_millis(500))
-        .backoff(BACKOFF.0, BACKOFF.1)
-        .build()
-        .await
+/// One runtime's share of the load: its clients, and `tasks` tasks spawned on it (named
+/// `<name>:<n>`, seeded from `seed`), until the harness says stop.
+async fn side(
+    runtime: Arc<dyn Runtime>,
+    name: &'static str,
+    tasks: usize,
+    seed: u64,
+    addrs: [String; 2],
+    shared: Arc<Shared>,
+    drop_one_in: u32,
+) -> Result<(), String> {
+    let clients = [
+        client(runtime.clone(), &addrs[0]).await?,
+        client(runtime.clone(), &addrs[1]).await?,
+    ];
+    let done: Vec<_> = (0..tasks)
+        .map(|t| {
+            let (tx, rx) = futures_channel::oneshot::channel::<()>();
+            let work = task(
+                format!("{name}:{t}"),
+                clients.clone(),
+                shared.clone(),
+                drop_one_in,
+                seed + t as u64,
+            );
+            runtime.spawn(Box::pin(async move {
+                work.await;
+                let _ = tx.send(());
+            }));
+            rx
+        })
+        .collect();
+    for (t, rx) in done.into_iter().enumerate() {
+        // The sender is dropped without a send only if the task panicked.
+        rx.await.map_err(|_| format!("task {name}:{t} panicked"))?;
+    }
+    Ok(())
 }
 
 /// Runs the chaos load with `config`; returns its counts (see [`Report::verdict`]).
@@ -656,30 +678,9 @@ pub fn run(config: &Config) -> Result<Report, String> {
                     .build()
                     .map_err(|e| e.to_string())?;
                 rt.block_on(async move {
-                    let clients = [
-                        tokio_client(addrs[0].clone())
-                            .await
-                            .map_err(|e| e.to_string())?,
-                        tokio_client(addrs[1].clone())
-                            .await
-                            .map_err(|e| e.to_string())?,
-                    ];
-                    let handles: Vec<_> = (0..tokio_tasks)
-                        .map(|t| {
-                            tokio::spawn(task(
-                                format!("tokio:{t}"),
-                                clients.clone(),
-                                shared.clone(),
-                                tokio_sleep,
-                                drop_one_in,
-                                t as u64,
-                            ))
-                        })
-                        .collect();
-                    for h in handles {
-                        h.await.map_err(|e| format!("tokio task: {e}"))?;
-                    }
-                    Ok(())
+                    // Made inside the runtime: its tasks go to this runtime's workers.
+                    let runtime = Tokio::runtime();
+                    side(runtime, "tokio", tokio_tasks, 0, addrs, shared, drop_one_in).await
                 })
             })
             .map_err(|e| e.to_string())?
@@ -690,32 +691,15 @@ pub fn run(config: &Config) -> Result<Report, String> {
         std::thread::Builder::new()
             .name("chaos-async-std".into())
             .spawn(move || -> Result<(), String> {
-                async_std::task::block_on(async move {
-                    let clients = [
-                        async_std_client(addrs[0].clone())
-                            .await
-                            .map_err(|e| e.to_string())?,
-                        async_std_client(addrs[1].clone())
-                            .await
-                            .map_err(|e| e.to_string())?,
-                    ];
-                    let handles: Vec<_> = (0..async_std_tasks)
-                        .map(|t| {
-                            async_std::task::spawn(task(
-                                format!("async-std:{t}"),
-                                clients.clone(),
-                                shared.clone(),
-                                async_std_sleep,
-                                drop_one_in,
-                                1000 + t as u64,
-                            ))
-                        })
-                        .collect();
-                    for h in handles {
-                        h.await;
-                    }
-                    Ok(())
-                })
+                async_std::task::block_on(side(
+                    AsyncIo::async_std(),
+                    "async-std",
+                    async_std_tasks,
+                    1000,
+                    addrs,
+                    shared,
+                    drop_one_in,
+                ))
             })
             .map_err(|e| e.to_string())?
     };

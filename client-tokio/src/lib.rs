@@ -81,6 +81,8 @@ impl Runtime for Tokio {
     }
 
     fn timer(&self, at: Instant) -> Pin<Box<dyn Timer>> {
+        // A timer belongs to a runtime's time driver: enter the client's, wherever this runs.
+        let _entered = self.handle.as_ref().map(tokio::runtime::Handle::enter);
         Box::pin(Sleep(Box::pin(tokio::time::sleep_until(at.into()))))
     }
 

@@ -284,11 +284,10 @@ async fn open_server(
 }
 
 /// Defines, in an adapter crate, the trait that gives the one [`Client`] type the
-/// `Client::connect(endpoint)` and `Client::builder()` shorthands on that adapter's runtime.
-///
-/// ```ignore
-/// mcache_client::adapter_constructors!(Connect, || std::sync::Arc::new(MyRuntime));
-/// ```
+/// `Client::connect(endpoint)` and `Client::builder()` shorthands on that adapter's runtime:
+/// `adapter_constructors!(Connect, make_runtime)` where `make_runtime()` returns an
+/// `Arc<dyn Runtime>` (see `mcache-tokio`'s `lib.rs`, which is one such line and a
+/// [`Runtime`] implementation).
 #[macro_export]
 macro_rules! adapter_constructors {
     ($name:ident, $runtime:expr) => {

@@ -322,6 +322,11 @@ impl ServerHandle {
     pub fn endpoint(&self) -> &Endpoint {
         &self.client.inner.servers[self.index].endpoint
     }
+
+    /// The client this server belongs to.
+    pub fn client(&self) -> &Client {
+        &self.client
+    }
 }
 
 impl Memcache for ServerHandle {

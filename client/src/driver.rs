@@ -472,7 +472,7 @@ impl Session {
         let mut progress = false;
         while let Some((id, result)) = self.conn.poll_response() {
             progress = true;
-            if matches!(&result, Ok(_)) || result.as_ref().is_err_and(Error::is_server_reply) {
+            if result.is_ok() || result.as_ref().is_err_and(Error::is_server_reply) {
                 self.served = true;
             }
             if let Some(reply) = self.waiters.take(id) {

@@ -21,22 +21,28 @@ fn ready<F: Future>(f: F) -> F::Output {
     }
 }
 
+/// A client of one connection to an in-memory server, configured by `configure`.
+fn client_on(
+    rt: &ManualRuntime,
+    configure: impl FnOnce(Builder) -> Builder,
+) -> (crate::Client, MemStream) {
+    let server = MemStream::new();
+    rt.on_connect(Connect::Open(server.clone()));
+    let builder = Builder::new(Arc::new(rt.clone()))
+        .server("mem:1")
+        .connections(1);
+    (ready(configure(builder).build()).unwrap(), server)
+}
+
 #[test]
 fn callers_beyond_the_in_flight_bound_wait_for_room_within_their_deadline() {
     // Defect 3: 100,000 concurrent callers against a stopped server took 217 MiB, because
     // the queue between callers and a connection was unbounded.
     let rt = ManualRuntime::new();
-    let server = MemStream::new();
-    rt.on_connect(Connect::Open(server.clone()));
-    let client = ready(
-        Builder::new(Arc::new(rt.clone()))
-            .server("mem:1")
-            .connections(1)
-            .max_in_flight(2)
+    let (client, server) = client_on(&rt, |b| {
+        b.max_in_flight(2)
             .request_timeout(Some(Duration::from_secs(1)))
-            .build(),
-    )
-    .unwrap();
+    });
     let mut calls: Vec<_> = (0..1000)
         .map(|i| Box::pin(client.get(format!("k{i}"))))
         .collect();

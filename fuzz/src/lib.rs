@@ -80,6 +80,7 @@ pub fn small_limits() -> Limits {
         max_value_len: 1024,
         max_line_len: 256,
         max_entries: 16,
+        max_reply_len: 2048,
     }
 }
 

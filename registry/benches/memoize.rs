@@ -7,7 +7,7 @@
 //!
 //! `cargo bench -p mcache-registry --bench memoize` (`-- --quick` for fewer iterations).
 
-use mcache_registry::tokio::Client;
+use mcache_registry::tokio::{Client, Connect};
 use mcache_registry::{memoize, Cache, Memcache};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};

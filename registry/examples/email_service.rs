@@ -21,7 +21,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::Router;
 use mcache_registry::http::CacheLayer;
-use mcache_registry::tokio::Client;
+use mcache_registry::tokio::{Client, Connect};
 use mcache_registry::{memoize, Cache};
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicUsize, Ordering};

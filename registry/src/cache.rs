@@ -9,10 +9,12 @@ use crate::codec::{self, Codec, Encoded, Stamp};
 use crate::error::Error;
 use crate::flight::Flights;
 use crate::health::Breaker;
+use crate::join::join2;
 use crate::key::{self, Args, Function};
-use crate::rt;
+use crate::random::random_u64;
+use mcache_client::{Client, Memcache, Runtime, Timer};
 use mcache_proto::{
-    Error as ProtoError, Key, Memcache, MetaDeleteFlags, MetaGetFlags, MetaResponse, MetaSetFlags,
+    Error as ProtoError, Key, MetaDeleteFlags, MetaGetFlags, MetaResponse, MetaSetFlags,
     MetaStatus, Request, Response,
 };
 use serde::de::DeserializeOwned;
@@ -24,10 +26,30 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-/// What a [`Cache`] needs from a client: any [`Memcache`] that can be shared across tasks
-/// (`mcache_tokio::Client`, `mcache_async_std::Client`, or your own).
-pub trait Backend: Memcache + Send + Sync + 'static {}
-impl<T: Memcache + Send + Sync + 'static> Backend for T {}
+/// What a [`Cache`] needs from a client: the [`Memcache`] commands, shared across tasks, and
+/// the [`Runtime`] they run on, whose timer the cache polls with (a lease held by another
+/// process, the op timeout) and on which it spawns small background tasks (releasing the
+/// lease of a call that was dropped or panicked).
+///
+/// Implemented for [`mcache_client::Client`], the one client type of `mcache_tokio`,
+/// `mcache_async_std` and every other adapter; implement it for a client of your own by
+/// naming its runtime.
+pub trait Backend: Memcache + Send + Sync + 'static {
+    /// The runtime to sleep and spawn on: the client's own.
+    fn runtime(&self) -> &Arc<dyn Runtime>;
+}
+
+impl Backend for Client {
+    fn runtime(&self) -> &Arc<dyn Runtime> {
+        Client::runtime(self)
+    }
+}
+
+impl Backend for mcache_client::ServerHandle {
+    fn runtime(&self) -> &Arc<dyn Runtime> {
+        self.client().runtime()
+    }
+}
 
 /// memcached treats expiration times above 30 days as absolute unix times.
 const MAX_RELATIVE_TTL: u64 = 30 * 24 * 3600;
@@ -299,7 +321,7 @@ impl<C: Backend> Cache<C> {
             cas: true,
             ..Default::default()
         };
-        let (item, stamp) = rt::join2(
+        let (item, stamp) = join2(
             self.op("mg", self.inner.client.meta_get(&key, flags)),
             self.stamp(function),
         )
@@ -385,7 +407,7 @@ impl<C: Backend> Cache<C> {
             cas: true,
             ..Default::default()
         };
-        let (item, stamp) = rt::join2(
+        let (item, stamp) = join2(
             self.op("mg", self.inner.client.meta_get(key, flags)),
             self.stamp(function),
         )
@@ -441,7 +463,7 @@ impl<C: Backend> Cache<C> {
         let ttl = if ttl.is_zero() || jitter == 0 {
             ttl
         } else {
-            ttl.saturating_add(Duration::from_millis(rt::random_u64() % (jitter + 1)))
+            ttl.saturating_add(Duration::from_millis(random_u64() % (jitter + 1)))
         };
         self.exptime_of(ttl)
     }
@@ -474,11 +496,11 @@ pin_project_lite::pin_project! {
         what: &'static str,
         #[pin]
         fut: F,
-        timer: Option<Pin<Box<dyn Future<Output = ()> + Send>>>,
+        timer: Option<Pin<Box<dyn Timer>>>,
     }
 }
 
-impl<C, T, F: Future<Output = Result<T, ProtoError>>> Future for Op<'_, C, F> {
+impl<C: Backend, T, F: Future<Output = Result<T, ProtoError>>> Future for Op<'_, C, F> {
     type Output = Result<T, Error>;
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
@@ -489,8 +511,11 @@ impl<C, T, F: Future<Output = Result<T, ProtoError>>> Future for Op<'_, C, F> {
                 let Some(limit) = this.inner.config.op_timeout else {
                     return Poll::Pending;
                 };
-                let timer = this.timer.get_or_insert_with(|| Box::pin(rt::sleep(limit)));
-                if timer.as_mut().poll(cx).is_pending() {
+                let timer = this.timer.get_or_insert_with(|| {
+                    let rt = this.inner.client.runtime();
+                    rt.timer(rt.now() + limit)
+                });
+                if timer.as_mut().poll_fire(cx).is_pending() {
                     return Poll::Pending;
                 }
                 Err(ProtoError::Timeout)

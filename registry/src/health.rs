@@ -33,7 +33,10 @@ struct Open {
 pub(crate) fn is_transport(e: &ProtoError) -> bool {
     matches!(
         e,
-        ProtoError::Io(_) | ProtoError::Timeout | ProtoError::Poisoned(_)
+        ProtoError::Io(_)
+            | ProtoError::Unavailable(_)
+            | ProtoError::Timeout
+            | ProtoError::Poisoned(_)
     )
 }
 
@@ -142,7 +145,13 @@ mod tests {
         let b = Breaker::new(1, Duration::from_secs(3600));
         b.failure("t", &ProtoError::Server("busy".into()));
         assert!(!b.is_open(), "a server reply is not a transport failure");
-        b.failure("t", &ProtoError::Io("refused".into()));
+        b.failure(
+            "t",
+            &ProtoError::Io(mcache_proto::IoError::from_kind(
+                "connect",
+                std::io::ErrorKind::ConnectionRefused,
+            )),
+        );
         assert!(!b.allow());
     }
 }

@@ -5,7 +5,7 @@
 //! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
 //! use axum::{extract::Path, routing::get, Router};
 //! use mcache_registry::http::CacheLayer;
-//! use mcache_registry::tokio::Client;
+//! use mcache_registry::tokio::{Client, Connect};
 //! use mcache_registry::Cache;
 //! use std::time::Duration;
 //!
@@ -93,8 +93,9 @@
 use crate::cache::{expect_status, Backend, Cache};
 use crate::codec::{self, Codec, Encoded, Stamp};
 use crate::error::Error;
+use crate::join::join2;
 use crate::key::{Args, Function};
-use crate::rt;
+use crate::random::random_u64;
 use bytes::{Buf, Bytes, BytesMut};
 use http::header::{self, HeaderMap, HeaderName, HeaderValue};
 use http::{Method, Request, Response, StatusCode, Uri};
@@ -632,7 +633,7 @@ impl<C: Backend> Shared<C> {
             return Ok((None, stamp));
         }
         let index = Index {
-            token: rt::random_u64(),
+            token: random_u64(),
             vary: None,
         };
         let flags = MetaSetFlags {
@@ -665,7 +666,7 @@ impl<C: Backend> Shared<C> {
             ..Default::default()
         };
         let cache = &self.cache;
-        let (item, stamp) = rt::join2(
+        let (item, stamp) = join2(
             cache.op("mg", cache.client().meta_get(key, flags)),
             cache.stamp(&self.function),
         )

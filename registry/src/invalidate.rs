@@ -11,8 +11,9 @@
 use crate::cache::{Backend, Cache};
 use crate::codec::Stamp;
 use crate::error::Error;
+use crate::join::join2;
 use crate::key::{self, Function};
-use crate::rt;
+use crate::random::random_u64;
 use mcache_proto::{Key, MetaArithmeticFlags, MetaResponse, MetaStatus};
 
 /// What to do to a counter.
@@ -67,7 +68,7 @@ impl<C: Backend> Cache<C> {
         let (namespace, function) = match (parse(ns)?, parse(f)?) {
             (Some(n), Some(f)) => (n, f),
             (n, f) => {
-                let (n, f) = rt::join2(
+                let (n, f) = join2(
                     async {
                         match n {
                             Some(n) => Ok(n),
@@ -96,7 +97,7 @@ impl<C: Backend> Cache<C> {
     async fn counter(&self, key: &Key, step: Step) -> Result<u64, Error> {
         let flags = MetaArithmeticFlags {
             vivify: Some(0),
-            initial: Some(rt::random_u64() >> 1),
+            initial: Some(random_u64() >> 1),
             delta: Some(match step {
                 Step::Read => 0,
                 Step::Bump => 1,

@@ -4,12 +4,14 @@
 //! any cached call later without ever writing a key by hand: what txcaching was to Twisted,
 //! built for many processes sharing one memcached.
 //!
-//! ```
+// The example runs on tokio: without the `tokio` feature it is only shown.
+#![cfg_attr(feature = "tokio", doc = "```")]
+#![cfg_attr(not(feature = "tokio"), doc = "```ignore")]
 //! # fn main() -> Result<(), Box<dyn std::error::Error>> {
 //! # let server = mcache_testkit::Memcached::start()?;
 //! # let addr = server.host_port_string();
 //! # tokio::runtime::Runtime::new()?.block_on(async {
-//! use mcache_registry::tokio::Client;
+//! use mcache_registry::tokio::{Client, Connect};
 //! use mcache_registry::{memoize, Cache};
 //! use std::sync::atomic::{AtomicUsize, Ordering};
 //!
@@ -193,12 +195,15 @@
 //!
 //! ## Runtimes
 //!
-//! [`Cache`] is generic over [`mcache_proto::Memcache`], so any client works. Feature `tokio`
-//! (default) re-exports the tokio adapter as [`mod@tokio`]; feature `async-std` the futures-io
-//! adapter as `async_std` (async-std, smol). The features are additive. The registry sleeps
-//! (to poll a lease) and spawns (to release one) with tokio inside a tokio runtime, else with
-//! async-std, else with a helper thread. `Cache` implements `Memcache` itself, so `get`,
-//! `set`, `append`, `replace`, `delete`, `flush_all` and the meta commands are on the handle.
+//! [`Cache`] is generic over its client ([`Backend`]: a [`Memcache`] that names its
+//! [`Runtime`]); the client is [`mcache_client::Client`], one type whatever the runtime, so
+//! `Cache<Client>` and the [global](install_global) cache are the same type on tokio,
+//! async-std and smol. Feature `tokio` (default) re-exports the tokio adapter as
+//! [`mod@tokio`]; feature `async-std` the futures-io adapter as `async_std` (async-std, smol).
+//! The features only add those re-exports: enabling one never changes a type. The registry
+//! sleeps (to poll a lease) and spawns (to release one) on the client's own runtime.
+//! `Cache` implements `Memcache` itself, so `get`, `set`, `append`, `replace`, `delete`,
+//! `flush_all` and the meta commands are on the handle.
 //!
 //! ## HTTP GET caching
 //!
@@ -248,50 +253,43 @@ mod health;
 #[cfg(feature = "http")]
 pub mod http;
 mod invalidate;
+mod join;
 mod key;
 mod memoize;
-mod rt;
+mod random;
 pub mod shape;
 
 pub use cache::{Backend, Cache, CacheBuilder};
 pub use codec::Codec;
 pub use error::Error;
 pub use key::{encode_value, Args, ArgsError, Function, MAX_NAMESPACE_LEN};
-pub use mcache_proto::{self as proto, Key, Memcache};
+pub use mcache_client::{Memcache, Runtime};
+pub use mcache_proto::{self as proto, Key};
 pub use mcache_registry_macros::memoize;
 pub use shape::Shape;
 
-/// The tokio adapter (feature `tokio`, on by default).
+/// The tokio adapter (feature `tokio`, on by default): `mcache_registry::tokio::Client` is
+/// [`mcache_client::Client`], with `Connect` for `Client::connect` on tokio.
 #[cfg(feature = "tokio")]
 pub use mcache_tokio as tokio;
 
-/// The futures-io adapter for async-std and smol (feature `async-std`).
+/// The futures-io adapter for async-std and smol (feature `async-std`):
+/// `mcache_registry::async_std::Client` is [`mcache_client::Client`] too.
 #[cfg(feature = "async-std")]
 pub use mcache_async_std as async_std;
 
-/// The client behind the global cache: tokio's when the `tokio` feature is on, else
-/// async-std's.
-#[cfg(feature = "tokio")]
-pub type DefaultClient = mcache_tokio::Client;
-
-/// The client behind the global cache: tokio's when the `tokio` feature is on, else
-/// async-std's.
-#[cfg(all(feature = "async-std", not(feature = "tokio")))]
-pub type DefaultClient = mcache_async_std::Client;
-
-#[cfg(any(feature = "tokio", feature = "async-std"))]
-static GLOBAL: std::sync::OnceLock<Cache<DefaultClient>> = std::sync::OnceLock::new();
+static GLOBAL: std::sync::OnceLock<Cache<mcache_client::Client>> = std::sync::OnceLock::new();
 
 /// Installs the process-wide cache that `#[memoize]` uses when it is given no `cache = ...`.
-/// Once only: a second call gives the cache back.
-#[cfg(any(feature = "tokio", feature = "async-std"))]
-pub fn install_global(cache: Cache<DefaultClient>) -> Result<(), Cache<DefaultClient>> {
+/// Once only: a second call gives the cache back. The client may run on any runtime.
+pub fn install_global(
+    cache: Cache<mcache_client::Client>,
+) -> Result<(), Cache<mcache_client::Client>> {
     GLOBAL.set(cache)
 }
 
 /// The process-wide cache, if [`install_global`] was called.
-#[cfg(any(feature = "tokio", feature = "async-std"))]
-pub fn global() -> Option<&'static Cache<DefaultClient>> {
+pub fn global() -> Option<&'static Cache<mcache_client::Client>> {
     GLOBAL.get()
 }
 
@@ -309,7 +307,6 @@ pub mod __private {
 
     pub use std::time::Duration;
 
-    #[cfg(any(feature = "tokio", feature = "async-std"))]
     pub use crate::global as global_cache;
 
     /// `cache = <expr>`: a `Cache`, a reference to one, or anything that is `AsRef<Cache>`.

@@ -16,8 +16,8 @@
 use crate::cache::{exptime_of, Backend, Cache};
 use crate::codec::{self, Encoded, Stamp};
 use crate::flight::{Leader, Outcome, Role};
+use crate::join::join2;
 use crate::key::{Args, Function};
-use crate::rt;
 use crate::shape::Shape;
 use mcache_proto::{Key, MetaDeleteFlags, MetaGetFlags, MetaResponse, MetaSetFlags, MetaStatus};
 use serde::de::DeserializeOwned;
@@ -76,7 +76,10 @@ impl<C: Backend> Drop for Lease<C> {
         if self.armed && self.won {
             let (cache, key, cas, stale) =
                 (self.cache.clone(), self.key.clone(), self.cas, self.stale);
-            rt::spawn(async move { cache.release(&key, cas, stale).await });
+            let runtime = cache.inner.client.runtime().clone();
+            runtime.spawn(Box::pin(async move {
+                cache.release(&key, cas, stale).await;
+            }));
         }
     }
 }
@@ -146,7 +149,7 @@ impl<C: Backend> Cache<C> {
                 vivify: Some(self.lease_secs()),
                 ..Default::default()
             };
-            let (item, stamp) = rt::join2(
+            let (item, stamp) = join2(
                 self.op("mg", self.inner.client.meta_get(&key, flags)),
                 self.stamp(function),
             )
@@ -234,7 +237,7 @@ impl<C: Backend> Cache<C> {
                 .map(|d| exptime_of(d, std::time::SystemTime::now())),
             ..Default::default()
         };
-        let (item, stamp) = rt::join2(
+        let (item, stamp) = join2(
             self.op("mg", self.inner.client.meta_get(key, flags)),
             self.stamp(function),
         )
@@ -318,7 +321,7 @@ impl<C: Backend> Cache<C> {
                     tracing::debug!(%key, ?waited, "recompute elsewhere takes too long: running uncached");
                     return Lookup::Bypass;
                 }
-                rt::sleep(pause).await;
+                mcache_client::sleep(&**self.inner.client.runtime(), pause).await;
                 waited += pause;
                 pause = (pause * 2).min(POLL_MAX);
             } else {

@@ -2,7 +2,7 @@
 //! memoization, single flight and cross-process leases need no tokio.
 #![cfg(feature = "async-std")]
 
-use mcache_registry::async_std::Client;
+use mcache_registry::async_std::{Client, Connect};
 use mcache_registry::{memoize, Cache};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;

@@ -7,7 +7,7 @@
 mod common;
 
 use mcache_registry::shape::Plain;
-use mcache_registry::tokio::Client;
+use mcache_registry::tokio::{Client, Connect};
 use mcache_registry::{memoize, Args, Cache, Codec, Function, Memcache};
 use serde::{Serialize, Serializer};
 use std::collections::HashMap;

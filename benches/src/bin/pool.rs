@@ -10,34 +10,11 @@
 //! Over 3 servers a call is split into one `get` per server, sent at once, and merged in the
 //! caller's order.
 
-use mcache_benches::{run_load, BoxFuture, Measurement, Runtime};
-use mcache_proto::Memcache;
+use mcache_benches::{run_load, Executor, Measurement};
+use mcache_client::{Client, Memcache};
 use mcache_testkit::Memcached;
 use std::sync::Arc;
 use std::time::Duration;
-
-struct Tokio(tokio::runtime::Runtime);
-
-impl Runtime for Tokio {
-    fn spawn(&self, f: BoxFuture<u64>) -> BoxFuture<u64> {
-        let h = self.0.spawn(f);
-        Box::pin(async move { h.await.unwrap_or(0) })
-    }
-    fn block_on<T>(&self, f: impl std::future::Future<Output = T>) -> T {
-        self.0.block_on(f)
-    }
-}
-
-struct AsyncStd;
-
-impl Runtime for AsyncStd {
-    fn spawn(&self, f: BoxFuture<u64>) -> BoxFuture<u64> {
-        Box::pin(async_std::task::spawn(f))
-    }
-    fn block_on<T>(&self, f: impl std::future::Future<Output = T>) -> T {
-        async_std::task::block_on(f)
-    }
-}
 
 const KEYS: usize = 300;
 const PER_CALL: usize = 100;
@@ -77,18 +54,15 @@ fn keys() -> Arc<Vec<String>> {
 }
 
 /// Stores the keys, then measures `get_multi` of 100 keys from `tasks` tasks.
-fn measure<R: Runtime, C>(rt: &R, c: C, o: &Options) -> Measurement
-where
-    C: Memcache + Clone + Send + Sync + 'static,
-{
+fn measure(exec: &Executor, c: Client, o: &Options) -> Measurement {
     let keys = keys();
-    rt.block_on(async {
+    exec.block_on(async {
         for k in keys.iter() {
             c.set(k.as_str(), vec![b'v'; 100], 0).await.expect("set");
         }
     });
     run_load(
-        rt,
+        exec,
         o.tasks,
         Duration::from_secs_f64(o.seconds),
         1,
@@ -134,31 +108,18 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     println!("| adapter   | servers | keys/s | get_multi/s | client CPU µs/key |");
     println!("|---|---|---:|---:|---:|");
 
-    let tokio = Tokio(
-        tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(2)
-            .enable_all()
-            .build()?,
-    );
-    for n in [1, 3] {
-        let c = tokio.block_on(
-            mcache_tokio::Client::builder()
-                .servers(addrs[..n].iter().cloned())
-                .connections(o.connections)
-                .build(),
-        )?;
-        let m = measure(&tokio, c, &o);
-        report("tokio", n, &m);
-    }
-    for n in [1, 3] {
-        let c = AsyncStd.block_on(
-            mcache_async_std::Client::builder()
-                .servers(addrs[..n].iter().cloned())
-                .connections(o.connections)
-                .build(),
-        )?;
-        let m = measure(&AsyncStd, c, &o);
-        report("async-std", n, &m);
+    // The one client type, on each runtime in turn.
+    for exec in [Executor::tokio(2)?, Executor::async_std()] {
+        for n in [1, 3] {
+            let c = exec.block_on(
+                exec.client()
+                    .servers(addrs[..n].iter().cloned())
+                    .connections(o.connections)
+                    .build(),
+            )?;
+            let m = measure(&exec, c, &o);
+            report(exec.name(), n, &m);
+        }
     }
     Ok(())
 }

@@ -3,7 +3,7 @@
 
 #![allow(dead_code, unreachable_pub)]
 
-use mcache_registry::tokio::Client;
+use mcache_registry::tokio::{Client, Connect};
 use mcache_registry::{Cache, CacheBuilder};
 use mcache_testkit::Memcached;
 use std::time::Duration;

@@ -22,46 +22,19 @@
 mod peers;
 mod report;
 
-use mcache_benches::{run_load, BoxFuture, Measurement, Runtime};
+use mcache_benches::{run_load, Executor, Measurement};
+use mcache_client::{Client, Memcache};
 use mcache_proto::text::request::{Retrieve, RetrieveCommand, Store, StoreCommand};
-use mcache_proto::{Connection, Key, Memcache, Request};
+use mcache_proto::{Connection, Key, Request};
 use std::io::{Read, Write};
 use std::time::{Duration, Instant};
 
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
-/// The tokio runtime the tokio clients run on.
-pub(crate) struct Tokio(pub(crate) tokio::runtime::Runtime);
-impl Runtime for Tokio {
-    fn spawn(&self, f: BoxFuture<u64>) -> BoxFuture<u64> {
-        let h = self.0.spawn(f);
-        Box::pin(async move { h.await.unwrap_or(0) })
-    }
-    fn block_on<T>(&self, f: impl std::future::Future<Output = T>) -> T {
-        self.0.block_on(f)
-    }
-}
-
-impl Tokio {
-    /// Two workers (one per core of these machines) unpinned, one when everything shares CPU 0.
-    fn new(pin: bool) -> std::io::Result<Tokio> {
-        Ok(Tokio(
-            tokio::runtime::Builder::new_multi_thread()
-                .worker_threads(if pin { 1 } else { 2 })
-                .enable_all()
-                .build()?,
-        ))
-    }
-}
-
-struct AsyncStd;
-impl Runtime for AsyncStd {
-    fn spawn(&self, f: BoxFuture<u64>) -> BoxFuture<u64> {
-        Box::pin(async_std::task::spawn(f))
-    }
-    fn block_on<T>(&self, f: impl std::future::Future<Output = T>) -> T {
-        async_std::task::block_on(f)
-    }
+/// The tokio executor the tokio clients run on: two workers (one per core of these machines)
+/// unpinned, one when everything shares CPU 0.
+pub(crate) fn tokio_executor(pin: bool) -> std::io::Result<Executor> {
+    Executor::tokio(if pin { 1 } else { 2 })
 }
 
 /// Keys `key0..key999` hold 100-byte values; `big` holds 64 KiB.
@@ -201,16 +174,22 @@ pub(crate) const CLIENTS: &[ClientInfo] = &[
     },
 ];
 
-/// Every scenario for an mcache client.
-fn mcache_scenarios<C, R>(
-    rt: &R,
-    make: impl Fn(usize) -> Result<C, BoxError>,
+/// Every scenario for the mcache client on `rt`'s runtime.
+fn mcache_scenarios(
+    rt: &Executor,
+    addr: &str,
     secs: Duration,
-) -> Result<Vec<(Scenario, Measurement)>, BoxError>
-where
-    C: Memcache + Clone + Send + Sync + 'static,
-    R: Runtime,
-{
+) -> Result<Vec<(Scenario, Measurement)>, BoxError> {
+    let make = |n: usize| -> Result<Client, BoxError> {
+        rt.block_on(
+            rt.client()
+                .server(addr)
+                .connections(n)
+                .request_timeout(Some(Duration::from_secs(5)))
+                .build(),
+        )
+        .map_err(BoxError::from)
+    };
     let mut out = Vec::new();
     let seq = make(1)?;
     let m = run_load(rt, 1, dur(Scenario::Sequential, secs), 2, move |i| {
@@ -230,7 +209,7 @@ where
             c.set(format!("key{i}"), VALUE_100, 0).await?;
         }
         c.set("big", vec![b'x'; 64 * 1024], 0).await?;
-        Ok::<_, mcache_proto::Error>(())
+        Ok::<_, mcache_client::Error>(())
     })?;
     for (scenario, tasks) in [(Scenario::Get32, 32usize), (Scenario::Get256, 256)] {
         let c2 = c.clone();
@@ -341,41 +320,12 @@ fn worker(client: &str, addr: &str, secs: Duration, pin: bool) -> Result<(), Box
     }
     let rows: Vec<(Scenario, Measurement)> = match client {
         "raw" => vec![(Scenario::Sequential, raw_sequential(addr, secs)?)],
-        "mcache-tokio" => {
-            let rt = Tokio::new(pin)?;
-            let make = |n: usize| {
-                let a = addr.to_string();
-                rt.0.block_on(async move {
-                    mcache_tokio::Client::builder()
-                        .server(a)
-                        .connections(n)
-                        .request_timeout(Some(Duration::from_secs(5)))
-                        .build()
-                        .await
-                })
-                .map_err(BoxError::from)
-            };
-            mcache_scenarios(&rt, make, secs)?
-        }
-        "mcache-async-std" => {
-            let make = |n: usize| {
-                let a = addr.to_string();
-                async_std::task::block_on(async move {
-                    mcache_async_std::Client::builder()
-                        .server(a)
-                        .connections(n)
-                        .request_timeout(Some(Duration::from_secs(5)))
-                        .build()
-                        .await
-                })
-                .map_err(BoxError::from)
-            };
-            mcache_scenarios(&AsyncStd, make, secs)?
-        }
+        "mcache-tokio" => mcache_scenarios(&tokio_executor(pin)?, addr, secs)?,
+        "mcache-async-std" => mcache_scenarios(&Executor::async_std(), addr, secs)?,
         "memcache" => peers::memcache_scenarios(addr, false, secs)?,
         "memcache-tuned" => peers::memcache_scenarios(addr, true, secs)?,
         "async-memcached" => {
-            let rt = Tokio::new(pin)?;
+            let rt = tokio_executor(pin)?;
             peers::async_scenarios(
                 &rt,
                 || peers::AsyncMemcached::connect(addr.to_string()),
@@ -383,7 +333,7 @@ fn worker(client: &str, addr: &str, secs: Duration, pin: bool) -> Result<(), Box
             )?
         }
         "mcmc-rs" => {
-            let rt = Tokio::new(pin)?;
+            let rt = tokio_executor(pin)?;
             peers::async_scenarios(&rt, || peers::Mcmc::connect(addr.to_string()), secs)?
         }
         other => return Err(format!("unknown client {other}").into()),

@@ -10,9 +10,9 @@
 //!   the task count would give; each connection sits in its own `tokio::sync::Mutex`, locked
 //!   only by its task (uncontended), because both clients need `&mut self` per request.
 
-use crate::{dur, Scenario, Tokio, KEYS, VALUE_100};
+use crate::{dur, Scenario, KEYS, VALUE_100};
 use async_memcached::AsciiProtocol;
-use mcache_benches::{run_load, run_threads, Measurement};
+use mcache_benches::{run_load, run_threads, Executor, Measurement};
 use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
@@ -104,13 +104,13 @@ impl PeerConn for Mcmc {
 type Pool<P> = Arc<Vec<tokio::sync::Mutex<P>>>;
 
 /// Opens `n` connections.
-fn open<P, C, Fut>(rt: &Tokio, connect: &C, n: usize) -> Result<Pool<P>, BoxError>
+fn open<P, C, Fut>(rt: &Executor, connect: &C, n: usize) -> Result<Pool<P>, BoxError>
 where
     P: PeerConn,
     C: Fn() -> Fut,
     Fut: Future<Output = Result<P, BoxError>>,
 {
-    let conns = rt.0.block_on(async {
+    let conns = rt.block_on(async {
         let mut v = Vec::with_capacity(n);
         for _ in 0..n {
             v.push(tokio::sync::Mutex::new(connect().await?));
@@ -127,7 +127,7 @@ fn own<P>(pool: &Pool<P>, i: u64) -> &tokio::sync::Mutex<P> {
 
 /// Every scenario for an async client with one connection per task.
 pub(crate) fn async_scenarios<P, C, Fut>(
-    rt: &Tokio,
+    rt: &Executor,
     connect: C,
     secs: Duration,
 ) -> Result<Vec<(Scenario, Measurement)>, BoxError>
@@ -151,7 +151,7 @@ where
     out.push((Scenario::Sequential, m));
 
     let setup = open(rt, &connect, 1)?;
-    rt.0.block_on(async {
+    rt.block_on(async {
         let mut c = setup[0].lock().await;
         for i in 0..KEYS {
             if !c.set(&format!("key{i}"), VALUE_100).await {

@@ -1,4 +1,5 @@
-//! Hostile servers (`mcache_testkit::faulty`) against mcache-async-std under smol.
+//! Hostile servers (`mcache_testkit::faulty`) against mcache-async-std on smol
+//! (feature `smol`).
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;

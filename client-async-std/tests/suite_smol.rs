@@ -1,5 +1,6 @@
-//! The shared integration suite (`mcache_testkit::suite`) against mcache-async-std under
-//! `smol::block_on`, with the suite's tasks spawned on smol.
+//! The shared integration suite (`mcache_testkit::suite`) against mcache-async-std on smol
+//! (feature `smol`): connection tasks and the suite's tasks on smol's executor, cases under
+//! `smol::block_on`.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;

@@ -6,22 +6,21 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use bytes::Bytes;
+use mcache_proto::commands::{self, Call, Finish};
 use mcache_proto::meta::request::{MetaArithmetic, MetaDelete, MetaGet, MetaSet};
 use mcache_proto::text::request::{Retrieve, RetrieveCommand, Store, StoreCommand};
 use mcache_proto::{
-    Connection, ConnectionConfig, EncodeError, Error, Key, KeyError, Limits, Memcache,
-    MetaArithmeticFlags, MetaArithmeticMode, MetaDeleteFlags, MetaGetFlags, MetaResponse,
-    MetaReturnFlags, MetaSetFlags, MetaSetMode, MetaStatus, Opaque, PoisonReason, Request,
-    RequestId, Response, Stat, StoreStatus, SyncCommand, Value,
+    Connection, ConnectionConfig, EncodeError, Error, Key, KeyError, Limits, MetaArithmeticFlags,
+    MetaArithmeticMode, MetaDeleteFlags, MetaGetFlags, MetaResponse, MetaReturnFlags, MetaSetFlags,
+    MetaSetMode, MetaStatus, Opaque, PoisonReason, Request, RequestId, Response, Stat, StoreStatus,
+    SyncCommand, Value,
 };
 use mcache_testkit::Memcached;
 use std::collections::BTreeSet;
-use std::future::Future;
 use std::io::{ErrorKind, Read, Write};
 use std::net::TcpStream;
-use std::sync::{Arc, Mutex};
-use std::task::{Context, Poll, Wake, Waker};
-use std::thread::{self, Thread};
+use std::sync::Mutex;
+use std::thread;
 use std::time::{Duration, Instant};
 
 /// Hang guard for every socket read and write.
@@ -1705,20 +1704,20 @@ fn invalid_keys_are_refused_and_nothing_is_sent() {
         Some(&b"w"[..])
     );
 
-    // Through the trait, a bad key fails before anything is written.
+    // Through the definitions, a bad key fails before anything is written.
     let cache = Blocking::connect(&mc);
-    let before = block_on(cache.stats(None)).unwrap();
+    let before = cache.run(commands::stats(None)).unwrap();
     for bad in ["a b", "a\r\nflush_all", "", &"x".repeat(251)] {
-        let r = block_on(cache.get(bad));
+        let r = cache.run(commands::get(bad));
         assert!(
             matches!(r, Err(Error::Encode(EncodeError::Key(_)))),
             "{bad:?}: {r:?}"
         );
-        let r = block_on(cache.set(bad, "v", 0));
+        let r = cache.run(commands::set(bad, "v", 0));
         assert!(matches!(r, Err(Error::Encode(EncodeError::Key(_)))));
     }
-    assert!(block_on(cache.get_multi(["ok", "not ok"])).is_err());
-    let after = block_on(cache.stats(None)).unwrap();
+    assert!(cache.run(commands::get_multi(["ok", "not ok"])).is_err());
+    let after = cache.run(commands::stats(None)).unwrap();
     for counter in ["cmd_get", "cmd_set", "cmd_flush", "cmd_touch"] {
         assert_eq!(
             stat_u64(&after, counter),
@@ -1728,7 +1727,7 @@ fn invalid_keys_are_refused_and_nothing_is_sent() {
     }
     // No smuggled flush_all ran.
     assert_eq!(
-        block_on(cache.get(long.as_str())).unwrap(),
+        cache.run(commands::get(long.as_str())).unwrap(),
         Some(value(&long, 0, None, b"v"))
     );
 }
@@ -1897,9 +1896,11 @@ fn multi_get_of_2000_keys_in_one_line() {
         .map(|(_, k)| value(k, 0, None, k.as_bytes()))
         .collect();
     assert_eq!(got, want);
-    // Through the trait: one entry per key, misses aligned.
+    // Through the definition: one entry per key, misses aligned.
     let cache = Blocking::connect(&mc);
-    let aligned = block_on(cache.get_multi(refs.iter().copied())).unwrap();
+    let aligned = cache
+        .run(commands::get_multi(refs.iter().copied()))
+        .unwrap();
     assert_eq!(aligned.len(), 2000);
     for (i, (k, v)) in keys.iter().zip(aligned).enumerate() {
         if i % 3 == 0 {
@@ -2531,108 +2532,107 @@ fn server_killed_while_a_large_reply_is_in_flight() {
 }
 
 // ------------------------------------------------------------------------------------------
-// The Memcache trait over a blocking round trip
+// The command definitions (`mcache_proto::commands`) over a blocking round trip
 // ------------------------------------------------------------------------------------------
 
-/// The simplest `Memcache`: one connection behind a mutex, each `execute` a blocking round
-/// trip inside the future (fine for a test; a real adapter never blocks).
+/// The simplest blocking client: one connection behind a mutex; each command is its
+/// definition in `mcache_proto::commands`, run with `Call::run` over one round trip.
 struct Blocking(Mutex<Client>);
 
 impl Blocking {
     fn connect(mc: &Memcached) -> Blocking {
         Blocking(Mutex::new(Client::connect(mc)))
     }
-}
 
-impl Memcache for Blocking {
-    async fn execute(&self, request: Request) -> Result<Response, Error> {
-        self.0.lock().unwrap().call(request)
+    /// Runs a definition's call (keyed definitions return a `Result`: an invalid key is an
+    /// error before any request exists).
+    fn run<T, F: Finish<T>>(&self, call: impl IntoCall<T, F>) -> Result<T, Error> {
+        call.into_call()?
+            .run(|request| self.0.lock().unwrap().call(request))
     }
 }
 
-struct ThreadWaker(Thread);
+/// What the definitions return: a `Call`, or (with keys) a `Result` of one.
+trait IntoCall<T, F> {
+    fn into_call(self) -> Result<Call<T, F>, Error>;
+}
 
-impl Wake for ThreadWaker {
-    fn wake(self: Arc<Self>) {
-        self.0.unpark();
+impl<T, F> IntoCall<T, F> for Call<T, F> {
+    fn into_call(self) -> Result<Call<T, F>, Error> {
+        Ok(self)
     }
 }
 
-/// A minimal executor: polls the future on this thread, parking between wake-ups.
-fn block_on<F: Future>(future: F) -> F::Output {
-    let mut future = std::pin::pin!(future);
-    let waker = Waker::from(Arc::new(ThreadWaker(thread::current())));
-    let mut cx = Context::from_waker(&waker);
-    loop {
-        match future.as_mut().poll(&mut cx) {
-            Poll::Ready(out) => return out,
-            Poll::Pending => thread::park(),
-        }
+impl<T, F> IntoCall<T, F> for Result<Call<T, F>, Error> {
+    fn into_call(self) -> Result<Call<T, F>, Error> {
+        self
     }
-}
-
-fn assert_send<T: Send>(t: T) -> T {
-    t
 }
 
 #[test]
-fn memcache_trait_every_method() {
+fn every_command_definition() {
     let mc = start();
     let cache = Blocking::connect(&mc);
     let cache = &cache;
     let b = |s: &'static str| Bytes::from_static(s.as_bytes());
 
     // Storage.
-    block_on(assert_send(cache.set("a", "1", 0))).unwrap();
-    assert!(!block_on(cache.add("a", "x", 0)).unwrap());
-    assert!(block_on(cache.add("b", "2", 0)).unwrap());
-    assert!(!block_on(cache.replace("absent", "x", 0)).unwrap());
-    assert!(block_on(cache.replace("a", "3", 0)).unwrap());
-    assert!(block_on(cache.append("a", "4")).unwrap());
-    assert!(block_on(cache.prepend("a", "0")).unwrap());
-    assert!(!block_on(cache.append("absent", "x")).unwrap());
-    assert!(!block_on(cache.prepend("absent", "x")).unwrap());
+    cache.run(commands::set("a", "1", 0)).unwrap();
+    assert!(!cache.run(commands::add("a", "x", 0)).unwrap());
+    assert!(cache.run(commands::add("b", "2", 0)).unwrap());
+    assert!(!cache.run(commands::replace("absent", "x", 0)).unwrap());
+    assert!(cache.run(commands::replace("a", "3", 0)).unwrap());
+    assert!(cache.run(commands::append("a", "4")).unwrap());
+    assert!(cache.run(commands::prepend("a", "0")).unwrap());
+    assert!(!cache.run(commands::append("absent", "x")).unwrap());
+    assert!(!cache.run(commands::prepend("absent", "x")).unwrap());
     assert_eq!(
-        block_on(cache.store(Store {
-            command: StoreCommand::Set,
-            key: key("flagged"),
-            flags: 42,
-            exptime: 0,
-            value: b("f"),
-            noreply: false,
-        }))
-        .unwrap(),
+        cache
+            .run(commands::store(Store {
+                command: StoreCommand::Set,
+                key: key("flagged"),
+                flags: 42,
+                exptime: 0,
+                value: b("f"),
+                noreply: false,
+            }))
+            .unwrap(),
         StoreStatus::Stored
     );
     assert_eq!(
-        block_on(cache.store(Store {
-            command: StoreCommand::Set,
-            key: key("quiet"),
-            flags: 0,
-            exptime: 0,
-            value: b("q"),
-            noreply: true,
-        }))
-        .unwrap(),
+        cache
+            .run(commands::store(Store {
+                command: StoreCommand::Set,
+                key: key("quiet"),
+                flags: 0,
+                exptime: 0,
+                value: b("q"),
+                noreply: true,
+            }))
+            .unwrap(),
         StoreStatus::NoReply
     );
 
     // Retrieval.
     assert_eq!(
-        block_on(cache.get("a")).unwrap(),
+        cache.run(commands::get("a")).unwrap(),
         Some(value("a", 0, None, b"034"))
     );
-    assert_eq!(block_on(cache.get("absent")).unwrap(), None);
+    assert_eq!(cache.run(commands::get("absent")).unwrap(), None);
     assert_eq!(
-        block_on(cache.get(key("flagged"))).unwrap(),
+        cache.run(commands::get(key("flagged"))).unwrap(),
         Some(value("flagged", 42, None, b"f"))
     );
-    let g = block_on(cache.gets("a")).unwrap().unwrap();
+    let g = cache.run(commands::gets("a")).unwrap().unwrap();
     let cas_a = g.cas.unwrap();
     assert_eq!(g, value("a", 0, Some(cas_a), b"034"));
-    assert_eq!(block_on(cache.gets("absent")).unwrap(), None);
+    assert_eq!(cache.run(commands::gets("absent")).unwrap(), None);
     assert_eq!(
-        block_on(cache.get_multi(["a", "absent", "b", "a", "quiet", "gone"])).unwrap(),
+        cache
+            .run(commands::get_multi([
+                "a", "absent", "b", "a", "quiet", "gone"
+            ]))
+            .unwrap(),
         vec![
             Some(value("a", 0, None, b"034")),
             None,
@@ -2643,105 +2643,111 @@ fn memcache_trait_every_method() {
         ]
     );
     assert_eq!(
-        block_on(cache.get_multi(Vec::<&str>::new())).unwrap(),
+        cache.run(commands::get_multi(Vec::<&str>::new())).unwrap(),
         vec![]
     );
-    let gm =
-        block_on(cache.gets_multi(vec!["absent".to_string(), "b".to_string(), "a".to_string()]))
-            .unwrap();
+    let gm = cache
+        .run(commands::gets_multi(vec![
+            "absent".to_string(),
+            "b".to_string(),
+            "a".to_string(),
+        ]))
+        .unwrap();
     assert_eq!(gm[0], None);
     let cas_b = gm[1].as_ref().unwrap().cas.unwrap();
     assert_eq!(gm[1], Some(value("b", 0, Some(cas_b), b"2")));
     assert_eq!(gm[2], Some(value("a", 0, Some(cas_a), b"034")));
     assert_eq!(
-        block_on(cache.gat(100, "b")).unwrap(),
+        cache.run(commands::gat(100, "b")).unwrap(),
         Some(value("b", 0, None, b"2"))
     );
-    assert_eq!(block_on(cache.gat(100, "absent")).unwrap(), None);
+    assert_eq!(cache.run(commands::gat(100, "absent")).unwrap(), None);
     assert_eq!(
-        block_on(cache.gats(0, "b")).unwrap(),
+        cache.run(commands::gats(0, "b")).unwrap(),
         Some(value("b", 0, Some(cas_b), b"2"))
     );
-    assert_eq!(block_on(cache.gats(0, "absent")).unwrap(), None);
+    assert_eq!(cache.run(commands::gats(0, "absent")).unwrap(), None);
 
     // cas.
     assert_eq!(
-        block_on(cache.cas("a", "new", 0, cas_a + 1)).unwrap(),
+        cache.run(commands::cas("a", "new", 0, cas_a + 1)).unwrap(),
         StoreStatus::Exists
     );
     assert_eq!(
-        block_on(cache.cas("a", "new", 0, cas_a)).unwrap(),
+        cache.run(commands::cas("a", "new", 0, cas_a)).unwrap(),
         StoreStatus::Stored
     );
     assert_eq!(
-        block_on(cache.cas("absent", "x", 0, cas_a)).unwrap(),
+        cache.run(commands::cas("absent", "x", 0, cas_a)).unwrap(),
         StoreStatus::NotFound
     );
     assert_eq!(
-        block_on(cache.get("a")).unwrap(),
+        cache.run(commands::get("a")).unwrap(),
         Some(value("a", 0, None, b"new"))
     );
 
     // delete, incr, decr, touch.
-    assert!(block_on(cache.delete("a")).unwrap());
-    assert!(!block_on(cache.delete("a")).unwrap());
-    block_on(cache.set("n", "10", 0)).unwrap();
-    assert_eq!(block_on(cache.incr("n", 5)).unwrap(), Some(15));
-    assert_eq!(block_on(cache.decr("n", 20)).unwrap(), Some(0));
-    assert_eq!(block_on(cache.incr("absent", 1)).unwrap(), None);
-    assert_eq!(block_on(cache.decr("absent", 1)).unwrap(), None);
+    assert!(cache.run(commands::delete("a")).unwrap());
+    assert!(!cache.run(commands::delete("a")).unwrap());
+    cache.run(commands::set("n", "10", 0)).unwrap();
+    assert_eq!(cache.run(commands::incr("n", 5)).unwrap(), Some(15));
+    assert_eq!(cache.run(commands::decr("n", 20)).unwrap(), Some(0));
+    assert_eq!(cache.run(commands::incr("absent", 1)).unwrap(), None);
+    assert_eq!(cache.run(commands::decr("absent", 1)).unwrap(), None);
     assert_eq!(
-        block_on(cache.incr("b", u64::MAX)).unwrap(),
+        cache.run(commands::incr("b", u64::MAX)).unwrap(),
         Some(1),
         "2 + (2^64 - 1) wraps to 1"
     );
-    block_on(cache.set("text", "abc", 0)).unwrap();
+    cache.run(commands::set("text", "abc", 0)).unwrap();
     assert_eq!(
-        block_on(cache.incr("text", 1)),
+        cache.run(commands::incr("text", 1)),
         Err(Error::Client(b(
             "cannot increment or decrement non-numeric value"
         )))
     );
-    assert!(block_on(cache.touch("n", 100)).unwrap());
-    assert!(!block_on(cache.touch("absent", 100)).unwrap());
+    assert!(cache.run(commands::touch("n", 100)).unwrap());
+    assert!(!cache.run(commands::touch("absent", 100)).unwrap());
 
     // Admin.
-    let version = block_on(cache.version()).unwrap();
-    let stats = block_on(cache.stats(None)).unwrap();
+    let version = cache.run(commands::version()).unwrap();
+    let stats = cache.run(commands::stats(None)).unwrap();
     assert_eq!(stat(&stats, "version"), version.as_bytes());
-    let settings = block_on(cache.stats(Some("settings"))).unwrap();
+    let settings = cache.run(commands::stats(Some("settings"))).unwrap();
     assert_eq!(stat(&settings, "item_size_max"), b"1048576");
-    assert_eq!(block_on(cache.stats(Some("reset"))).unwrap(), vec![]);
+    assert_eq!(cache.run(commands::stats(Some("reset"))).unwrap(), vec![]);
     assert_eq!(
-        stat_u64(&block_on(cache.stats(None)).unwrap(), "cmd_get"),
+        stat_u64(&cache.run(commands::stats(None)).unwrap(), "cmd_get"),
         0
     );
-    block_on(cache.verbosity(1)).unwrap();
-    block_on(cache.verbosity(0)).unwrap();
+    cache.run(commands::verbosity(1)).unwrap();
+    cache.run(commands::verbosity(0)).unwrap();
 
     // Meta.
-    let m = block_on(cache.meta_set(
-        "m",
-        "meta",
-        MetaSetFlags {
-            client_flags: Some(9),
-            cas: true,
-            ..Default::default()
-        },
-    ))
-    .unwrap();
+    let m = cache
+        .run(commands::meta_set(
+            "m",
+            "meta",
+            MetaSetFlags {
+                client_flags: Some(9),
+                cas: true,
+                ..Default::default()
+            },
+        ))
+        .unwrap();
     assert_eq!(m.status, MetaStatus::Hd);
     let cas_m = m.flags.cas.unwrap();
-    let m = block_on(cache.meta_get(
-        "m",
-        MetaGetFlags {
-            value: true,
-            client_flags: true,
-            cas: true,
-            ..Default::default()
-        },
-    ))
-    .unwrap();
+    let m = cache
+        .run(commands::meta_get(
+            "m",
+            MetaGetFlags {
+                value: true,
+                client_flags: true,
+                cas: true,
+                ..Default::default()
+            },
+        ))
+        .unwrap();
     assert_eq!(
         m,
         MetaResponse {
@@ -2755,56 +2761,62 @@ fn memcache_trait_every_method() {
         }
     );
     assert_eq!(
-        block_on(cache.meta_get("absent", value_flag())).unwrap(),
+        cache
+            .run(commands::meta_get("absent", value_flag()))
+            .unwrap(),
         MetaResponse::status(MetaStatus::En)
     );
-    let m = block_on(cache.meta_arithmetic(
-        "mctr",
-        MetaArithmeticFlags {
-            vivify: Some(0),
-            initial: Some(5),
-            value: true,
-            ..Default::default()
-        },
-    ))
-    .unwrap();
+    let m = cache
+        .run(commands::meta_arithmetic(
+            "mctr",
+            MetaArithmeticFlags {
+                vivify: Some(0),
+                initial: Some(5),
+                value: true,
+                ..Default::default()
+            },
+        ))
+        .unwrap();
     assert_eq!(m.value, Some(b("5")));
-    let m = block_on(cache.meta_arithmetic(
-        "mctr",
-        MetaArithmeticFlags {
-            mode: Some(MetaArithmeticMode::Decrement),
-            delta: Some(2),
-            value: true,
-            ..Default::default()
-        },
-    ))
-    .unwrap();
+    let m = cache
+        .run(commands::meta_arithmetic(
+            "mctr",
+            MetaArithmeticFlags {
+                mode: Some(MetaArithmeticMode::Decrement),
+                delta: Some(2),
+                value: true,
+                ..Default::default()
+            },
+        ))
+        .unwrap();
     assert_eq!(m.value, Some(b("3")));
     assert_eq!(
-        block_on(cache.meta_delete("m", MetaDeleteFlags::default()))
+        cache
+            .run(commands::meta_delete("m", MetaDeleteFlags::default()))
             .unwrap()
             .status,
         MetaStatus::Hd
     );
     assert_eq!(
-        block_on(cache.meta_delete("m", MetaDeleteFlags::default()))
+        cache
+            .run(commands::meta_delete("m", MetaDeleteFlags::default()))
             .unwrap()
             .status,
         MetaStatus::Nf
     );
-    block_on(cache.meta_noop()).unwrap();
-    let info = block_on(cache.meta_debug("mctr")).unwrap().unwrap();
+    cache.run(commands::meta_noop()).unwrap();
+    let info = cache.run(commands::meta_debug("mctr")).unwrap().unwrap();
     assert!(info.starts_with(b"exp=-1 "), "{info:?}");
-    assert_eq!(block_on(cache.meta_debug("m")).unwrap(), None);
+    assert_eq!(cache.run(commands::meta_debug("m")).unwrap(), None);
 
     // flush_all last.
-    block_on(cache.flush_all(Some(0))).unwrap();
-    assert_eq!(block_on(cache.get("b")).unwrap(), None);
-    block_on(cache.flush_all(None)).unwrap();
+    cache.run(commands::flush_all(Some(0))).unwrap();
+    assert_eq!(cache.run(commands::get("b")).unwrap(), None);
+    cache.run(commands::flush_all(None)).unwrap();
 
-    // The futures can be driven from another thread.
+    // Calls can be run from another thread.
     let from_thread = thread::scope(|s| {
-        s.spawn(|| block_on(cache.meta_get("mctr", value_flag())))
+        s.spawn(|| cache.run(commands::meta_get("mctr", value_flag())))
             .join()
             .unwrap()
     });

@@ -617,6 +617,11 @@ fn execute(st: &mut Db, request: &Request) -> Option<Response> {
             },
             None => Response::Meta(MetaResponse::status(MetaStatus::En)),
         },
+        // A command this server does not know: memcached answers `ERROR`.
+        _ => Response::Error {
+            kind: ErrorKind::Error,
+            message: Bytes::new(),
+        },
     };
     Some(reply)
 }
@@ -652,6 +657,7 @@ fn store(st: &mut Db, s: &Store) -> Response {
             st.put(s.key.clone(), s.flags, s.value.clone());
             Response::Stored
         }
+        _ => client_error("unsupported storage command"),
     }
 }
 
@@ -797,6 +803,7 @@ fn meta_arith(st: &mut Db, m: &MetaArithmetic) -> Option<Response> {
             let n = match f.mode.unwrap_or(MetaArithmeticMode::Increment) {
                 MetaArithmeticMode::Increment => n.wrapping_add(delta),
                 MetaArithmeticMode::Decrement => n.saturating_sub(delta),
+                _ => return Some(client_error("invalid mode for ma M token")),
             };
             (
                 n,

@@ -1,77 +1,22 @@
-//! The suite's harness for mcache-tokio: a multi-threaded tokio runtime per test.
+//! The suite's harness for mcache-tokio: a multi-threaded tokio runtime (4 workers) per test.
 
-use mcache_testkit::suite::{ClientOptions, Harness, PoolHarness};
-use mcache_tokio::{Client, Error, ServerHandle, Stat, Value};
+use mcache_testkit::suite::Harness;
+use mcache_tokio::{Client, Connect, Error, Runtime, Tokio as TokioRuntime};
 use std::future::Future;
-use std::time::Duration;
+use std::sync::Arc;
 
 /// mcache-tokio on a multi-threaded tokio runtime.
 pub(crate) struct Tokio;
 
 impl Harness for Tokio {
-    type Client = Client;
     const NAME: &'static str = "tokio";
 
-    async fn build(o: ClientOptions) -> Result<Client, Error> {
-        let mut b = Client::builder();
-        match o.pool {
-            Some(pool) => {
-                for (addr, spec) in pool.servers {
-                    b = b.server_as(addr, spec);
-                }
-                b = b.hash_mode(pool.hash_mode).health(pool.health);
-            }
-            None => b = b.server(o.server),
-        }
-        if let Some(proxy) = o.proxy {
-            b = b.proxy(proxy);
-        }
-        let mut b = b
-            .connections(o.connections)
-            .request_timeout(o.request_timeout)
-            .read_timeout(o.read_timeout)
-            .connect_timeout(o.connect_timeout)
-            .backoff(o.backoff.0, o.backoff.1);
-        if let Some(n) = o.max_value_len {
-            b = b.max_value_len(n);
-        }
-        if let Some((user, pass)) = o.auth {
-            b = b.auth(user, pass);
-        }
-        if let Some(tls) = o.tls {
-            #[cfg(feature = "tls")]
-            {
-                let mut config =
-                    mcache_tokio::tls::TlsConfig::with_root_certificates_pem(&tls.root_pem)
-                        .map_err(|e| Error::Io(format!("root certificates: {e}")))?;
-                if let Some(name) = tls.server_name {
-                    config = config.server_name(name);
-                }
-                b = b.tls(config);
-            }
-            #[cfg(not(feature = "tls"))]
-            panic!("TLS asked of mcache-tokio built without the `tls` feature: {tls:?}");
-        }
-        b.build().await
+    fn runtime() -> Arc<dyn Runtime> {
+        TokioRuntime::runtime()
     }
 
-    async fn connect(server: String) -> Result<Client, Error> {
-        Client::connect(server).await
-    }
-
-    fn spawn<T: Send + 'static>(
-        task: impl Future<Output = T> + Send + 'static,
-    ) -> impl Future<Output = T> + Send + 'static {
-        let handle = tokio::spawn(task);
-        async move {
-            handle
-                .await
-                .expect("the suite catches panics inside its tasks")
-        }
-    }
-
-    fn sleep(d: Duration) -> impl Future<Output = ()> + Send + 'static {
-        tokio::time::sleep(d)
+    fn connect(server: String) -> impl Future<Output = Result<Client, Error>> {
+        Client::connect(server)
     }
 
     fn block_on<T>(case: impl Future<Output = T>) -> T {
@@ -81,39 +26,5 @@ impl Harness for Tokio {
             .build()
             .expect("tokio runtime")
             .block_on(case)
-    }
-}
-
-impl PoolHarness for Tokio {
-    type Server = ServerHandle;
-
-    fn server(client: &Client, index: usize) -> ServerHandle {
-        client.server(index).expect("a server of the pool")
-    }
-
-    fn is_available(client: &Client, index: usize) -> bool {
-        client.pool().is_available(index, std::time::Instant::now())
-    }
-
-    async fn version_all(client: &Client) -> Vec<(String, Result<String, Error>)> {
-        let all = client.version_all().await;
-        all.into_iter().map(|(e, r)| (e.to_string(), r)).collect()
-    }
-
-    async fn stats_all(client: &Client) -> Vec<(String, Result<Vec<Stat>, Error>)> {
-        let all = client.stats_all(None).await;
-        all.into_iter().map(|(e, r)| (e.to_string(), r)).collect()
-    }
-
-    async fn flush_all_servers(client: &Client) -> Vec<(String, Result<(), Error>)> {
-        let all = client.flush_all_servers(None).await;
-        all.into_iter().map(|(e, r)| (e.to_string(), r)).collect()
-    }
-
-    async fn get_multi_each(
-        client: &Client,
-        keys: Vec<String>,
-    ) -> Result<Vec<Result<Option<Value>, Error>>, Error> {
-        client.get_multi_each(keys).await
     }
 }

@@ -1,8 +1,9 @@
 //! Cancellation: futures dropped at random points and tiny request timeouts never hand a
 //! reply to the wrong caller, never panic, and never break the client.
 
-use super::{client, guard, spawn_catch, start_memcached, ClientOptions, Harness};
-use mcache_proto::{Error, Key, Memcache, MetaGetFlags, MetaStatus};
+use super::{client, guard, sleep, spawn_catch, start_memcached, ClientOptions, Harness};
+use mcache_client::Memcache;
+use mcache_proto::{Error, Key, MetaGetFlags, MetaStatus};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use std::future::Future;
@@ -65,9 +66,9 @@ async fn maybe_drop<H: Harness, T>(
             None => Outcome::Dropped,
         }
     } else {
-        let sleep = Duration::from_micros(rng.random_range(0..400));
+        let delay = Duration::from_micros(rng.random_range(0..400));
         futures_lite::future::or(async { Outcome::Done(call.await) }, async {
-            H::sleep(sleep).await;
+            sleep::<H>(delay).await;
             Outcome::Dropped
         })
         .await

@@ -1,15 +1,16 @@
 //! Every command through the client, with its error cases.
 
 use super::{
-    client, guard, spawn_catch, start_memcached, stat, until_streak, ClientOptions, Harness,
+    client, guard, sleep, spawn_catch, start_memcached, stat, until_streak, ClientOptions, Harness,
 };
 use crate::Memcached;
 use bytes::Bytes;
+use mcache_client::Memcache;
 use mcache_proto::text::request::{Store, StoreCommand};
 use mcache_proto::{
-    DecodeError, EncodeError, Error, Key, KeyError, Memcache, MetaArithmeticFlags,
-    MetaArithmeticMode, MetaDeleteFlags, MetaGetFlags, MetaSetFlags, MetaSetMode, MetaStatus,
-    Opaque, PoisonReason, Stat, StoreStatus, Value,
+    DecodeError, EncodeError, Error, Key, KeyError, MetaArithmeticFlags, MetaArithmeticMode,
+    MetaDeleteFlags, MetaGetFlags, MetaSetFlags, MetaSetMode, MetaStatus, Opaque, PoisonReason,
+    Stat, StoreStatus, Value,
 };
 use std::time::Duration;
 
@@ -1427,7 +1428,7 @@ pub async fn dropping_the_client_closes_connections<H: Harness>() {
         if last == base {
             return;
         }
-        H::sleep(Duration::from_millis(50)).await;
+        sleep::<H>(Duration::from_millis(50)).await;
     }
     panic!("{last} connections open after the client was dropped, {base} before it was built");
 }

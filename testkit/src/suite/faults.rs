@@ -1,10 +1,11 @@
 //! Faults: the server killed with requests in flight, or frozen with SIGSTOP.
 
 use super::{
-    client, guard, is_outage, spawn_catch, start_memcached, until_ok, until_streak, ClientOptions,
-    Harness,
+    client, guard, is_outage, sleep, spawn_catch, start_memcached, until_ok, until_streak,
+    ClientOptions, Harness,
 };
-use mcache_proto::{Error, Memcache, PoisonReason};
+use mcache_client::Memcache;
+use mcache_proto::{Error, PoisonReason};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -55,7 +56,7 @@ pub async fn server_killed_and_restarted<H: Harness>() {
     // Let the load run, then kill the server under it.
     guard::<H, _>("load before the kill", Duration::from_secs(20), async {
         while done.load(Ordering::Relaxed) < 16 * 20 {
-            H::sleep(Duration::from_millis(5)).await;
+            sleep::<H>(Duration::from_millis(5)).await;
         }
     })
     .await;
@@ -172,7 +173,7 @@ pub async fn server_stopped_and_continued<H: Harness>() {
         assert!(
             matches!(
                 r,
-                Err(Error::Poisoned(PoisonReason::Timeout) | Error::Io(_))
+                Err(Error::Poisoned(PoisonReason::Timeout) | Error::Io(_) | Error::Unavailable(_))
             ),
             "read timeout: {r:?}"
         );

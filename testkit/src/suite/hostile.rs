@@ -8,9 +8,10 @@ use super::{
     client, guard, is_outage, spawn_catch, until_ok, until_streak, ClientOptions, Harness,
 };
 use crate::faulty::{rss_bytes, Fault, FaultyServer};
+use mcache_client::{Client, Memcache};
 use mcache_proto::{
-    DecodeError, Error, Memcache, MetaArithmeticFlags, MetaGetFlags, MetaSetFlags, MetaStatus,
-    PoisonReason, StoreStatus,
+    DecodeError, Error, MetaArithmeticFlags, MetaGetFlags, MetaSetFlags, MetaStatus, PoisonReason,
+    StoreStatus,
 };
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -61,7 +62,7 @@ async fn checked_get<C: Memcache>(c: &C, key: &str, expected: &str) -> Result<bo
 
 /// Back to [`Fault::Correct`]: the same client serves again (every connection, a run of
 /// successes in a row), with correct values.
-async fn recovers<H: Harness>(server: &FaultyServer, c: &H::Client, what: &str) {
+async fn recovers<H: Harness>(server: &FaultyServer, c: &Client, what: &str) {
     server.set_fault(Fault::Correct);
     let key = format!("recovery:{}", what.replace(' ', "-"));
     let value = value_of(&key, 1);
@@ -207,15 +208,24 @@ pub async fn truncated_frames<H: Harness>() {
             assert!(is_outage(&e), "truncate (close: {close}): {e:?}");
             if close {
                 assert!(
-                    matches!(e, Error::Poisoned(PoisonReason::Closed) | Error::Io(_)),
+                    matches!(
+                        e,
+                        Error::Poisoned(PoisonReason::Closed)
+                            | Error::Io(_)
+                            | Error::Unavailable(_)
+                    ),
                     "truncate then close: {e:?}"
                 );
             } else {
-                // `Io`: the server is marked down after the timeout until the reconnect.
+                // `Unavailable`: the server is marked down after the timeout until the
+                // reconnect.
                 assert!(
                     matches!(
                         e,
-                        Error::Poisoned(PoisonReason::Timeout) | Error::Timeout | Error::Io(_)
+                        Error::Poisoned(PoisonReason::Timeout)
+                            | Error::Timeout
+                            | Error::Io(_)
+                            | Error::Unavailable(_)
                     ),
                     "truncate then silence: {e:?}"
                 );
@@ -406,7 +416,10 @@ pub async fn reset_mid_value<H: Harness>() {
             .await
             .expect_err("a value cut by a reset was delivered");
         assert!(
-            matches!(e, Error::Poisoned(PoisonReason::Closed) | Error::Io(_)),
+            matches!(
+                e,
+                Error::Poisoned(PoisonReason::Closed) | Error::Io(_) | Error::Unavailable(_)
+            ),
             "reset: {e:?}"
         );
     }

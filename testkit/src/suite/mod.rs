@@ -1,16 +1,18 @@
 //! The integration suite every client adapter runs (feature `suite`).
 //!
-//! Each case is an `async fn` generic over a [`Harness`]: how an adapter builds a client from
-//! [`ClientOptions`], and how its runtime spawns, sleeps and blocks. The client only has to
-//! implement [`Memcache`] (plus `Clone + Send + Sync + 'static`), so the same cases run against
-//! mcache-tokio, mcache-async-std on async-std, and mcache-async-std under smol.
+//! There is one client ([`mcache_client::Client`]) whatever the runtime, so each case is an
+//! `async fn` generic only over a [`Harness`]: what differs between runtimes (the adapter's
+//! [`Runtime`], its `Client::connect` shorthand, and how a test blocks on a case). The suite
+//! builds clients itself from [`ClientOptions`] ([`build`]), spawns on [`Harness::runtime`]
+//! and sleeps on its timer, so the same cases run against mcache-tokio, and mcache-async-std
+//! on async-std and on smol.
 //!
 //! An adapter's test file implements [`Harness`] and expands [`suite_tests!`](crate::suite_tests)
 //! (one `#[test]` per case) and, with TLS, [`tls_suite_tests!`](crate::tls_suite_tests):
 //!
 //! ```ignore
 //! struct Tokio;
-//! impl mcache_testkit::suite::Harness for Tokio { /* build, spawn, sleep, block_on */ }
+//! impl mcache_testkit::suite::Harness for Tokio { /* NAME, runtime, connect, block_on */ }
 //! mcache_testkit::suite_tests!(Tokio);
 //! ```
 //!
@@ -43,7 +45,7 @@ pub use hostile::{
 };
 pub use pool::{
     pool_get_multi_merges_in_caller_order, pool_keyless_commands, pool_kill_fail_fast,
-    pool_kill_rehash, pool_placement_matches_ring_and_libmemcached, PoolHarness, PoolOptions,
+    pool_kill_rehash, pool_placement_matches_ring_and_libmemcached, PoolOptions,
 };
 pub use proxy::{twemproxy_refuses_what_it_cannot_carry, twemproxy_text_commands};
 pub use tls::{
@@ -54,32 +56,24 @@ pub use transports::{ascii_auth, unix_socket};
 
 use crate::Memcached;
 use futures_lite::FutureExt;
-use mcache_proto::{Error, Memcache, MetaGetFlags, Stat};
+use mcache_client::tls::TlsConfig;
+use mcache_client::{Builder, Client, Error, Memcache, MetaGetFlags, Runtime, Stat};
 use std::future::Future;
 use std::panic::AssertUnwindSafe;
+use std::sync::Arc;
 use std::time::Duration;
 
-/// How an adapter plugs into the suite: its client, how to build one, and its runtime.
+/// What differs between the runtimes the suite runs on.
 pub trait Harness: Sized + Send + Sync + 'static {
-    /// The adapter's client.
-    type Client: Memcache + Clone + Send + Sync + 'static;
-
     /// A short name for messages (`"tokio"`, `"async-std"`, `"smol"`).
     const NAME: &'static str;
 
-    /// Builds a client through the adapter's builder, applying every option.
-    fn build(options: ClientOptions) -> impl Future<Output = Result<Self::Client, Error>>;
+    /// The adapter's [`Runtime`]: the suite builds its clients, spawns its tasks and sleeps
+    /// on it.
+    fn runtime() -> Arc<dyn Runtime>;
 
-    /// `Client::connect(server)`: one server, default settings.
-    fn connect(server: String) -> impl Future<Output = Result<Self::Client, Error>>;
-
-    /// Spawns a task on the runtime; the returned future yields its output.
-    fn spawn<T: Send + 'static>(
-        task: impl Future<Output = T> + Send + 'static,
-    ) -> impl Future<Output = T> + Send + 'static;
-
-    /// Sleeps on the runtime's timer.
-    fn sleep(d: Duration) -> impl Future<Output = ()> + Send + 'static;
+    /// The adapter's own `Client::connect(server)` shorthand: one server, default settings.
+    fn connect(server: String) -> impl Future<Output = Result<Client, Error>>;
 
     /// Runs a case to completion on a fresh runtime (the body of each `#[test]`).
     fn block_on<T>(case: impl Future<Output = T>) -> T;
@@ -104,7 +98,7 @@ pub struct ClientOptions {
     pub max_value_len: Option<usize>,
     /// `Builder::auth(user, pass)`, if set.
     pub auth: Option<(String, String)>,
-    /// `Builder::tls(..)`, if set (adapters built without TLS must refuse it).
+    /// `Builder::tls(..)`, if set.
     pub tls: Option<TlsOptions>,
     /// A pool of servers instead of `server`, if set.
     pub pool: Option<PoolOptions>,
@@ -169,7 +163,7 @@ pub(crate) async fn guard<H: Harness, T>(
     f: impl Future<Output = T>,
 ) -> T {
     let r = futures_lite::future::or(async { Some(f.await) }, async {
-        H::sleep(limit).await;
+        sleep::<H>(limit).await;
         None
     })
     .await;
@@ -179,16 +173,29 @@ pub(crate) async fn guard<H: Harness, T>(
     }
 }
 
-/// Spawns `task`, catching a panic as `Err(message)` so that cases can count panics.
+/// Spawns `task` on the runtime, catching a panic as `Err(message)` so that cases can count
+/// panics.
 pub(crate) fn spawn_catch<H: Harness, T: Send + 'static>(
     task: impl Future<Output = T> + Send + 'static,
 ) -> impl Future<Output = Result<T, String>> + Send + 'static {
-    H::spawn(async move {
-        AssertUnwindSafe(task)
+    let (tx, rx) = futures_channel::oneshot::channel();
+    H::runtime().spawn(Box::pin(async move {
+        let out = AssertUnwindSafe(task)
             .catch_unwind()
             .await
-            .map_err(|p| panic_message(&*p))
-    })
+            .map_err(|p| panic_message(&*p));
+        let _ = tx.send(out);
+    }));
+    async move {
+        rx.await
+            .unwrap_or_else(|_| Err("the task was dropped unfinished".to_string()))
+    }
+}
+
+/// Sleeps on the runtime's timer.
+pub(crate) async fn sleep<H: Harness>(d: Duration) {
+    let runtime = H::runtime();
+    mcache_client::sleep(&*runtime, d).await;
 }
 
 fn panic_message(p: &(dyn std::any::Any + Send)) -> String {
@@ -206,10 +213,48 @@ pub(crate) fn start_memcached() -> Memcached {
     Memcached::start().unwrap_or_else(|e| panic!("could not start memcached: {e}"))
 }
 
+/// Builds a client on `H`'s runtime with [`Builder::new`], applying every option.
+pub async fn build<H: Harness>(o: ClientOptions) -> Result<Client, Error> {
+    let mut b = Builder::new(H::runtime());
+    match o.pool {
+        Some(pool) => {
+            for (addr, spec) in pool.servers {
+                b = b.server_as(addr, spec);
+            }
+            b = b.hash_mode(pool.hash_mode).health(pool.health);
+        }
+        None => b = b.server(o.server),
+    }
+    if let Some(proxy) = o.proxy {
+        b = b.proxy(proxy);
+    }
+    let mut b = b
+        .connections(o.connections)
+        .request_timeout(o.request_timeout)
+        .read_timeout(o.read_timeout)
+        .connect_timeout(o.connect_timeout)
+        .backoff(o.backoff.0, o.backoff.1);
+    if let Some(n) = o.max_value_len {
+        b = b.max_value_len(n);
+    }
+    if let Some((user, pass)) = o.auth {
+        b = b.auth(user, pass);
+    }
+    if let Some(tls) = o.tls {
+        let mut config = TlsConfig::with_root_certificates_pem(&tls.root_pem)
+            .map_err(|e| Error::Config(format!("root certificates: {e}")))?;
+        if let Some(name) = tls.server_name {
+            config = config.server_name(name);
+        }
+        b = b.tls(config);
+    }
+    b.build().await
+}
+
 /// Builds a client or panics.
-pub(crate) async fn client<H: Harness>(options: ClientOptions) -> H::Client {
+pub(crate) async fn client<H: Harness>(options: ClientOptions) -> Client {
     let server = options.server.clone();
-    H::build(options)
+    build::<H>(options)
         .await
         .unwrap_or_else(|e| panic!("{}: client for {server} failed to build: {e}", H::NAME))
 }
@@ -228,7 +273,10 @@ pub(crate) fn stat(stats: &[Stat], name: &str) -> u64 {
 
 /// Whether an error is one a caller may get when the server is gone or unresponsive.
 pub(crate) fn is_outage(e: &Error) -> bool {
-    matches!(e, Error::Poisoned(_) | Error::Io(_) | Error::Timeout)
+    matches!(
+        e,
+        Error::Poisoned(_) | Error::Io(_) | Error::Unavailable(_) | Error::Timeout
+    )
 }
 
 /// Polls `op` (with a short sleep between tries, up to about 10 s) until it succeeds; every
@@ -250,7 +298,7 @@ where
                 last = Some(e);
             }
         }
-        H::sleep(Duration::from_millis(50)).await;
+        sleep::<H>(Duration::from_millis(50)).await;
     }
     panic!("{what}: no success after 200 tries; last error {last:?}");
 }
@@ -278,14 +326,14 @@ where
                     failures < 200,
                     "{what}: still failing after 200 tries: {e:?}"
                 );
-                H::sleep(Duration::from_millis(50)).await;
+                sleep::<H>(Duration::from_millis(50)).await;
             }
         }
     }
 }
 
 /// Some traffic from 8 tasks, each checking its own values.
-pub(crate) async fn traffic<H: Harness>(c: &H::Client, prefix: &str) {
+pub(crate) async fn traffic<H: Harness>(c: &Client, prefix: &str) {
     let mut tasks = Vec::new();
     for t in 0..8 {
         let c = c.clone();
@@ -387,7 +435,7 @@ macro_rules! hostile_suite_tests {
     };
 }
 
-/// Expands to one `#[test]` per server-pool and twemproxy case for the [`PoolHarness`] `$h`
+/// Expands to one `#[test]` per server-pool and twemproxy case for the [`Harness`] `$h`
 /// (several memcached processes; the twemproxy cases also start `nutcracker`).
 ///
 /// ```ignore
@@ -408,8 +456,7 @@ macro_rules! pool_suite_tests {
     };
 }
 
-/// Expands to one `#[test]` per TLS case of the suite for the [`Harness`] `$h` (whose
-/// `build` must honour [`ClientOptions::tls`]).
+/// Expands to one `#[test]` per TLS case of the suite for the [`Harness`] `$h`.
 #[macro_export]
 macro_rules! tls_suite_tests {
     ($h:ty) => {

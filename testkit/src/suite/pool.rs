@@ -2,11 +2,11 @@
 //! multi-key gets split and merged, keyless commands, and a server killed under load with
 //! each failover policy.
 
-use super::{client, guard, is_outage, spawn_catch, stat, ClientOptions, Harness};
+use super::{client, guard, is_outage, sleep, spawn_catch, stat, ClientOptions, Harness};
 use crate::Memcached;
+use mcache_client::{Client, Memcache};
 use mcache_proto::{
-    EncodeError, Error, Failover, HashMode, HealthPolicy, KeyHash, Memcache, Ring, ServerSpec,
-    Stat, Value,
+    EncodeError, Error, Failover, HashMode, HealthPolicy, KeyHash, Ring, ServerSpec,
 };
 use std::future::Future;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
@@ -50,38 +50,9 @@ impl PoolOptions {
     }
 }
 
-/// What the pool cases need beyond [`Harness`]: the adapter's per-server access and
-/// per-server commands.
-pub trait PoolHarness: Harness {
-    /// A handle sending commands to one server of a client.
-    type Server: Memcache + Send + Sync + 'static;
-
-    /// `client.server(index)`.
-    fn server(client: &Self::Client, index: usize) -> Self::Server;
-
-    /// `client.pool().is_available(index, now)`.
-    fn is_available(client: &Self::Client, index: usize) -> bool;
-
-    /// `client.version_all()`, endpoints printed.
-    fn version_all(
-        client: &Self::Client,
-    ) -> impl Future<Output = Vec<(String, Result<String, Error>)>> + Send;
-
-    /// `client.stats_all(None)`, endpoints printed.
-    fn stats_all(
-        client: &Self::Client,
-    ) -> impl Future<Output = Vec<(String, Result<Vec<Stat>, Error>)>> + Send;
-
-    /// `client.flush_all_servers(None)`, endpoints printed.
-    fn flush_all_servers(
-        client: &Self::Client,
-    ) -> impl Future<Output = Vec<(String, Result<(), Error>)>> + Send;
-
-    /// `client.get_multi_each(keys)`.
-    fn get_multi_each(
-        client: &Self::Client,
-        keys: Vec<String>,
-    ) -> impl Future<Output = Result<Vec<Result<Option<Value>, Error>>, Error>> + Send;
+/// Whether the pool may use `server` now.
+fn is_available(c: &Client, server: usize) -> bool {
+    c.pool().is_available(server, c.runtime().now())
 }
 
 fn start_servers(n: usize) -> Vec<Memcached> {
@@ -99,7 +70,7 @@ fn pool_options(mcs: &[Memcached], pool: PoolOptions) -> ClientOptions {
 
 /// One plain single-server client per server: the pool's placement is checked through
 /// these, never through the pool itself.
-async fn direct_clients<H: Harness>(mcs: &[Memcached]) -> Vec<H::Client> {
+async fn direct_clients<H: Harness>(mcs: &[Memcached]) -> Vec<Client> {
     let mut out = Vec::new();
     for mc in mcs {
         out.push(client::<H>(ClientOptions::for_server(mc)).await);
@@ -127,7 +98,7 @@ fn holders(held: &[Vec<bool>], i: usize) -> Vec<usize> {
 }
 
 /// Sets every key (value = the key) through `c`, from 8 tasks.
-async fn set_all<H: Harness>(c: &H::Client, keys: &[String]) {
+async fn set_all<H: Harness>(c: &Client, keys: &[String]) {
     let mut tasks = Vec::new();
     for part in keys.chunks(keys.len().div_ceil(8).max(1)) {
         let c = c.clone();
@@ -245,7 +216,7 @@ fn libmemcached_configs() -> Vec<VectorConfig> {
 /// section 2 (libmemcached 1.1.4's own placements; every mode, weights, names with and
 /// without port 11211), the real servers are named as the vectors name them
 /// (`Builder::server_as`) and each vector key is found on the server libmemcached chose.
-pub async fn pool_placement_matches_ring_and_libmemcached<H: PoolHarness>() {
+pub async fn pool_placement_matches_ring_and_libmemcached<H: Harness>() {
     let mcs = start_servers(4);
     let direct = direct_clients::<H>(&mcs).await;
 
@@ -320,7 +291,7 @@ pub async fn pool_placement_matches_ring_and_libmemcached<H: PoolHarness>() {
 /// get_multi/gets_multi over three servers: one request split per server, merged in the
 /// caller's order with misses and duplicates in place; the values really come from three
 /// servers. `get_multi_each` gives the same per key.
-pub async fn pool_get_multi_merges_in_caller_order<H: PoolHarness>() {
+pub async fn pool_get_multi_merges_in_caller_order<H: Harness>() {
     let mcs = start_servers(3);
     let options = PoolOptions::for_servers(&[&mcs[0], &mcs[1], &mcs[2]]);
     let ring = options.ring();
@@ -388,7 +359,7 @@ pub async fn pool_get_multi_merges_in_caller_order<H: PoolHarness>() {
         c.set(k.as_str(), k.clone(), 0).await.unwrap();
     }
     let got = c.get_multi(keys.iter()).await.unwrap();
-    let each = H::get_multi_each(&c, keys.clone()).await.unwrap();
+    let each = c.get_multi_each(keys.iter()).await.unwrap();
     for (i, k) in keys.iter().enumerate() {
         let expect = (i % 2 == 0).then(|| k.clone().into_bytes());
         assert_eq!(got[i].as_ref().map(|v| v.data.to_vec()), expect, "{k}");
@@ -410,7 +381,7 @@ pub async fn pool_get_multi_merges_in_caller_order<H: PoolHarness>() {
 /// Keyless commands through `execute` go to every server (`flush_all` empties all three;
 /// `stats` and `version` answer with server 0's reply); the per-server methods answer per
 /// server, in order; a dead server makes `execute` fail and shows in its own entry only.
-pub async fn pool_keyless_commands<H: PoolHarness>() {
+pub async fn pool_keyless_commands<H: Harness>() {
     let mcs = start_servers(3);
     let options = PoolOptions::for_servers(&[&mcs[0], &mcs[1], &mcs[2]]);
     let c = client::<H>(pool_options(&mcs, options)).await;
@@ -427,12 +398,12 @@ pub async fn pool_keyless_commands<H: PoolHarness>() {
     c.verbosity(0).await.unwrap();
     c.meta_noop().await.unwrap();
 
-    let versions = H::version_all(&c).await;
-    let stats = H::stats_all(&c).await;
+    let versions = c.version_all().await;
+    let stats = c.stats_all(None).await;
     for (i, mc) in mcs.iter().enumerate() {
-        assert_eq!(versions[i].0, mc.host_port_string());
+        assert_eq!(versions[i].0.to_string(), mc.host_port_string());
         assert!(versions[i].1.as_ref().unwrap().starts_with("1."));
-        assert_eq!(stats[i].0, mc.host_port_string());
+        assert_eq!(stats[i].0.to_string(), mc.host_port_string());
         assert_eq!(
             stat(stats[i].1.as_ref().unwrap(), "pid"),
             u64::from(mc.pid())
@@ -451,7 +422,7 @@ pub async fn pool_keyless_commands<H: PoolHarness>() {
     assert!(held.iter().flatten().all(|&x| !x), "flush_all left keys");
     // Per server.
     set_all::<H>(&c, &keys).await;
-    let flushed = H::flush_all_servers(&c).await;
+    let flushed = c.flush_all_servers(None).await;
     assert_eq!(flushed.len(), 3);
     assert!(flushed.iter().all(|(_, r)| r.is_ok()), "{flushed:?}");
     let held = holdings(&direct, &keys).await;
@@ -464,19 +435,19 @@ pub async fn pool_keyless_commands<H: PoolHarness>() {
     let home = PoolOptions::for_servers(&[&mcs[0], &mcs[1], &mcs[2]])
         .ring()
         .server_for(b"one");
-    let handle = H::server(&c, home);
+    let handle = c.server(home).expect("a server of the pool");
     assert_eq!(
         handle.get("one").await.unwrap().map(|v| v.data),
         Some("1".into())
     );
-    let other = H::server(&c, (home + 1) % 3);
+    let other = c.server((home + 1) % 3).expect("a server of the pool");
     assert_eq!(other.get("one").await.unwrap(), None);
 
     // Server 2 dead: execute fails (first error), the per-server entries say which.
     mcs[2].kill().unwrap();
     let e = c.version().await.expect_err("a server is dead");
     assert!(is_outage(&e), "{e:?}");
-    let versions = H::version_all(&c).await;
+    let versions = c.version_all().await;
     assert!(
         versions[0].1.is_ok() && versions[1].1.is_ok(),
         "{versions:?}"
@@ -502,8 +473,8 @@ struct Load {
 /// 6 tasks doing set/get on keys of every server until told to stop. A live server's key
 /// must never fail. A dead server's key may fail with an outage error, except (with
 /// `moved_when_out`) when the pool had it out at the call's start: then it must succeed.
-fn run_load<H: PoolHarness>(
-    c: &H::Client,
+fn run_load<H: Harness>(
+    c: &Client,
     keys: Arc<Vec<(String, usize)>>,
     dead: usize,
     moved_when_out: bool,
@@ -520,7 +491,7 @@ fn run_load<H: PoolHarness>(
                 let (k, home) = &keys[i % keys.len()];
                 i += 7;
                 let phase = load.phase.load(Ordering::Acquire);
-                let out_at_start = !H::is_available(&c, dead);
+                let out_at_start = !is_available(&c, dead);
                 let r = if i % 2 == 0 {
                     c.set(k.as_str(), format!("{k}|{i}"), 0).await
                 } else {
@@ -572,12 +543,12 @@ async fn wait_for<H: Harness>(what: &str, mut cond: impl FnMut() -> bool) {
         if cond() {
             return;
         }
-        H::sleep(Duration::from_millis(50)).await;
+        sleep::<H>(Duration::from_millis(50)).await;
     }
     panic!("{what}: not reached after 30 s");
 }
 
-async fn kill_under_load<H: PoolHarness>(failover: Failover) {
+async fn kill_under_load<H: Harness>(failover: Failover) {
     let mcs = start_servers(3);
     let mut options = PoolOptions::for_servers(&[&mcs[0], &mcs[1], &mcs[2]]);
     options.health = HealthPolicy {
@@ -614,7 +585,7 @@ async fn kill_under_load<H: PoolHarness>(failover: Failover) {
 
     guard::<H, _>("load before the kill", Duration::from_secs(20), async {
         while load.ops.load(Ordering::Relaxed) < 300 {
-            H::sleep(Duration::from_millis(5)).await;
+            sleep::<H>(Duration::from_millis(5)).await;
         }
     })
     .await;
@@ -622,21 +593,21 @@ async fn kill_under_load<H: PoolHarness>(failover: Failover) {
     load.phase.store(1, Ordering::Release);
 
     // Ejected after its failures; the others keep working meanwhile.
-    wait_for::<H>("dead server ejected", || !H::is_available(&c, dead)).await;
+    wait_for::<H>("dead server ejected", || !is_available(&c, dead)).await;
     let (dead_key, _) = keys.iter().find(|(_, h)| *h == dead).unwrap();
     match failover {
         Failover::FailFast => {
             // Out: its keys fail without being sent.
-            if !H::is_available(&c, dead) {
+            if !is_available(&c, dead) {
                 match c.get(dead_key.as_str()).await {
-                    Err(Error::Io(m)) => assert!(m.contains("down"), "{m}"),
+                    Err(Error::Unavailable(m)) => assert!(m.contains("down"), "{m}"),
                     other => panic!("key of an ejected server: {other:?}"),
                 }
             }
         }
         Failover::Rehash => {
             // Its keys now live on a live server.
-            if !H::is_available(&c, dead) {
+            if !is_available(&c, dead) {
                 c.set(dead_key.as_str(), format!("{dead_key}|moved"), 0)
                     .await
                     .expect("a moved key is stored on a live server");
@@ -649,6 +620,7 @@ async fn kill_under_load<H: PoolHarness>(failover: Failover) {
                 assert_eq!(holders.len(), 1, "{dead_key} must be on one live server");
             }
         }
+        other => panic!("no check written for failover {other:?}"),
     }
     let before = load.live_ok_while_down.load(Ordering::Relaxed);
     guard::<H, _>(
@@ -656,7 +628,7 @@ async fn kill_under_load<H: PoolHarness>(failover: Failover) {
         Duration::from_secs(20),
         async {
             while load.live_ok_while_down.load(Ordering::Relaxed) < before + 200 {
-                H::sleep(Duration::from_millis(5)).await;
+                sleep::<H>(Duration::from_millis(5)).await;
             }
         },
     )
@@ -664,7 +636,7 @@ async fn kill_under_load<H: PoolHarness>(failover: Failover) {
     if failover == Failover::Rehash {
         guard::<H, _>("moved keys served", Duration::from_secs(20), async {
             while load.dead_ok_while_down.load(Ordering::Relaxed) < 50 {
-                H::sleep(Duration::from_millis(5)).await;
+                sleep::<H>(Duration::from_millis(5)).await;
             }
         })
         .await;
@@ -672,7 +644,7 @@ async fn kill_under_load<H: PoolHarness>(failover: Failover) {
 
     // Back: re-admitted after its retry delay, when it answers; its keys go home again.
     mcs[dead].restart().unwrap();
-    wait_for::<H>("dead server re-admitted", || H::is_available(&c, dead)).await;
+    wait_for::<H>("dead server re-admitted", || is_available(&c, dead)).await;
     guard::<H, _>(
         "dead server's keys served again",
         Duration::from_secs(30),
@@ -682,7 +654,7 @@ async fn kill_under_load<H: PoolHarness>(failover: Failover) {
                     .set(dead_key.as_str(), format!("{dead_key}|home"), 0)
                     .await
                 {
-                    Ok(()) if H::is_available(&c, dead) => {
+                    Ok(()) if is_available(&c, dead) => {
                         if direct[dead]
                             .get(dead_key.as_str())
                             .await
@@ -696,7 +668,7 @@ async fn kill_under_load<H: PoolHarness>(failover: Failover) {
                     Ok(()) => {}
                     Err(e) => assert!(is_outage(&e), "{e:?}"),
                 }
-                H::sleep(Duration::from_millis(50)).await;
+                sleep::<H>(Duration::from_millis(50)).await;
             }
         },
     )
@@ -705,7 +677,7 @@ async fn kill_under_load<H: PoolHarness>(failover: Failover) {
     let ops = load.ops.load(Ordering::Relaxed);
     guard::<H, _>("load after the restart", Duration::from_secs(20), async {
         while load.ops.load(Ordering::Relaxed) < ops + 300 {
-            H::sleep(Duration::from_millis(5)).await;
+            sleep::<H>(Duration::from_millis(5)).await;
         }
     })
     .await;
@@ -726,12 +698,12 @@ async fn kill_under_load<H: PoolHarness>(failover: Failover) {
 /// FailFast: one of three servers killed under load (6 tasks of set/get): its keys fail
 /// (without being sent once it is out), every other key keeps working with zero errors;
 /// restarted, it is re-admitted after the retry delay and serves its keys again.
-pub async fn pool_kill_fail_fast<H: PoolHarness>() {
+pub async fn pool_kill_fail_fast<H: Harness>() {
     kill_under_load::<H>(Failover::FailFast).await;
 }
 
 /// Rehash: the same, but once the server is out its keys move to the live servers and
 /// every call on them succeeds; when it is back they return to it.
-pub async fn pool_kill_rehash<H: PoolHarness>() {
+pub async fn pool_kill_rehash<H: Harness>() {
     kill_under_load::<H>(Failover::Rehash).await;
 }

@@ -2,13 +2,14 @@
 //! commands it carries work unchanged (noreply batches closed with `version`); what it
 //! cannot carry is refused before sending, and nothing is closed.
 
-use super::{client, guard, spawn_catch, ClientOptions, Harness};
+use super::{client, guard, sleep, spawn_catch, ClientOptions, Harness};
 use crate::{Memcached, Nutcracker};
 use bytes::Bytes;
+use mcache_client::Memcache;
 use mcache_proto::text::request::{Store, StoreCommand};
 use mcache_proto::{
-    EncodeError, Error, Key, Memcache, MetaArithmeticFlags, MetaDeleteFlags, MetaGetFlags,
-    MetaSetFlags, ProxyKind, StoreStatus, Value,
+    EncodeError, Error, Key, MetaArithmeticFlags, MetaDeleteFlags, MetaGetFlags, MetaSetFlags,
+    ProxyKind, StoreStatus, Value,
 };
 use std::time::Duration;
 
@@ -328,7 +329,7 @@ pub async fn twemproxy_refuses_what_it_cannot_carry<H: Harness>() {
                 other => panic!("{command} through twemproxy: {other:?}"),
             }
         }
-        H::sleep(Duration::from_millis(2)).await;
+        sleep::<H>(Duration::from_millis(2)).await;
     }
     for t in tasks {
         guard::<H, _>("traffic beside the refusals", Duration::from_secs(30), t)

@@ -1,11 +1,12 @@
 //! TLS (memcached's `-Z`) with a self-signed certificate made for the test.
 
 use super::{
-    client, guard, spawn_catch, start_memcached, traffic, until_ok, until_streak, ClientOptions,
-    Harness, TlsOptions,
+    build, client, guard, sleep, spawn_catch, start_memcached, traffic, until_ok, until_streak,
+    ClientOptions, Harness, TlsOptions,
 };
 use crate::{Memcached, TempDir};
-use mcache_proto::{Error, Memcache, MetaGetFlags, MetaSetFlags, MetaStatus};
+use mcache_client::Memcache;
+use mcache_proto::{Error, MetaGetFlags, MetaSetFlags, MetaStatus};
 use std::fs;
 use std::os::unix::fs::PermissionsExt;
 use std::time::Duration;
@@ -87,7 +88,7 @@ fn tls_options(mc: &Memcached, root_pem: &str, server_name: Option<&str>) -> Cli
 
 /// Builds a client that must be refused: `Err`, within the connect timeout, never `Ok`.
 async fn must_not_build<H: Harness>(what: &str, options: ClientOptions) -> Error {
-    match guard::<H, _>(what, Duration::from_secs(10), H::build(options)).await {
+    match guard::<H, _>(what, Duration::from_secs(10), build::<H>(options)).await {
         Ok(_) => panic!("{what}: the client was built"),
         Err(e) => e,
     }
@@ -201,7 +202,7 @@ pub async fn tls_plaintext_client_fails<H: Harness>() {
         ..ClientOptions::for_server(&tls.server)
     };
     // The TCP connect succeeds (the handshake is the server's to refuse), or not.
-    if let Ok(c) = H::build(plain).await {
+    if let Ok(c) = build::<H>(plain).await {
         for _ in 0..3 {
             let r = guard::<H, _>(
                 "plain-text call to a TLS server",
@@ -309,7 +310,7 @@ pub async fn tls_writes_resume_after_stall<H: Harness>() {
         let probe = probe.clone();
         async move { probe.set("t:probe", vec![b'p'; 12 * 1024 * 1024], 0).await }
     });
-    H::sleep(Duration::from_millis(300)).await;
+    sleep::<H>(Duration::from_millis(300)).await;
     let Some(capacity) = most_queued_towards(mc.port()) else {
         mc.cont().expect("SIGCONT");
         eprintln!("no /proc/net/tcp: the stall case cannot aim its writes; skipped");
@@ -327,7 +328,7 @@ pub async fn tls_writes_resume_after_stall<H: Harness>() {
         }));
     }
     // Let the writes fill the socket buffers (a trigger, not an assertion).
-    H::sleep(Duration::from_millis(300)).await;
+    sleep::<H>(Duration::from_millis(300)).await;
     mc.cont().expect("SIGCONT");
     guard::<H, _>("the probe's set", Duration::from_secs(15), probe_set)
         .await

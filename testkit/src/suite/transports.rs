@@ -1,8 +1,9 @@
 //! Unix sockets and memcached's ASCII authentication.
 
-use super::{client, traffic, until_ok, until_streak, ClientOptions, Harness};
+use super::{build, client, traffic, until_ok, until_streak, ClientOptions, Harness};
 use crate::Memcached;
-use mcache_proto::{Error, Memcache, MetaSetFlags, MetaStatus};
+use mcache_client::Memcache;
+use mcache_proto::{Error, MetaSetFlags, MetaStatus};
 
 /// `Builder::server("unix:/path")` (and a bare absolute path) talk to memcached's `-s`.
 pub async fn unix_socket<H: Harness>() {
@@ -48,7 +49,7 @@ pub async fn unix_socket<H: Harness>() {
 
     // Connecting to a socket that does not exist fails to build, with a typed error.
     let missing = path.with_file_name("no-such.sock");
-    match H::build(ClientOptions::new(format!("unix:{}", missing.display()))).await {
+    match build::<H>(ClientOptions::new(format!("unix:{}", missing.display()))).await {
         Err(Error::Io(_)) => {}
         Err(e) => panic!("missing socket: expected Err(Error::Io), got {e:?}"),
         Ok(_) => panic!("missing socket: the client was built"),
@@ -79,7 +80,7 @@ pub async fn ascii_auth<H: Harness>() {
     assert!(c.version().await.unwrap().starts_with("1."));
     traffic::<H>(&c, "auth").await;
 
-    match H::build(ClientOptions {
+    match build::<H>(ClientOptions {
         auth: Some(("user".into(), "wrong".into())),
         ..options.clone()
     })
@@ -92,7 +93,7 @@ pub async fn ascii_auth<H: Harness>() {
         Err(e) => panic!("wrong password: expected Err(Error::Client), got {e:?}"),
         Ok(_) => panic!("wrong password: the client was built"),
     }
-    match H::build(ClientOptions {
+    match build::<H>(ClientOptions {
         auth: Some(("nobody".into(), "secret".into())),
         ..options.clone()
     })

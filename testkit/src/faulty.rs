@@ -62,6 +62,9 @@ pub enum Fault {
     DeclareHuge,
     /// Send half the reply, sleep this long, then send the rest.
     StallMidFrame(Duration),
+    /// Send the reply's first line, then the rest one byte at a time, this long apart: a
+    /// server that always makes progress and never completes a reply.
+    Drip(Duration),
     /// Hold each reply until the next one is ready, and send the two swapped (a held reply is
     /// sent alone after 200 ms with nothing to swap it with).
     OutOfOrder,
@@ -401,6 +404,15 @@ impl Conn {
                 self.write(&reply[..half])?;
                 thread::sleep(d);
                 self.write(&reply[half..])?;
+                Ok(After::Continue)
+            }
+            Fault::Drip(every) => {
+                let head = memchr_crlf(&reply).map_or(0, |line| line + 2);
+                self.write(&reply[..head])?;
+                for byte in &reply[head..] {
+                    thread::sleep(every);
+                    self.write(std::slice::from_ref(byte))?;
+                }
                 Ok(After::Continue)
             }
             Fault::OutOfOrder => {

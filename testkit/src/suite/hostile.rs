@@ -293,6 +293,45 @@ pub async fn huge_declared_lengths<H: Harness>() {
     recovers::<H>(&server, &raised, "after huge values (raised limit)").await;
 }
 
+/// A server that drips a reply one byte at a time (the header, then a byte every 100 ms of a
+/// 100-byte value) cannot keep a connection alive: the reply must complete within the read
+/// timeout of being due, so the call fails with `Poisoned(Timeout)` about then, and the
+/// connection is replaced. Before, every byte counted as progress: the connection lived as
+/// long as the server dripped, and every call on it timed out.
+pub async fn slow_drip_is_cut_off<H: Harness>() {
+    let server = start_faulty();
+    let c = client::<H>(ClientOptions {
+        connections: 1,
+        request_timeout: Some(Duration::from_secs(8)),
+        read_timeout: Some(Duration::from_millis(500)),
+        ..options(&server)
+    })
+    .await;
+    server.insert("d", value_of("d", 1).repeat(34));
+    server.set_fault(Fault::Drip(Duration::from_millis(100)));
+    let accepted = server.connections_accepted();
+    let started = Instant::now();
+    let e = guard::<H, _>("slow drip", Duration::from_secs(20), c.get("d"))
+        .await
+        .expect_err("a 10 s drip passed a 500 ms read timeout");
+    assert_eq!(
+        e,
+        Error::Poisoned(PoisonReason::Timeout),
+        "slow drip: {e:?}"
+    );
+    assert!(
+        started.elapsed() < Duration::from_secs(4),
+        "the read timeout was not applied to the whole reply: {:?}",
+        started.elapsed()
+    );
+    server.set_fault(Fault::Correct);
+    recovers::<H>(&server, &c, "after a drip").await;
+    assert!(
+        server.connections_accepted() > accepted,
+        "the dripping connection was not replaced"
+    );
+}
+
 /// A reply stalled in the middle of a frame: a stall shorter than the read timeout delivers
 /// the right value; a longer one fails with `Timeout`/`Poisoned(Timeout)`, not a hang.
 pub async fn stall_mid_frame<H: Harness>() {

@@ -40,8 +40,8 @@ pub use commands::{
 pub use faults::{server_killed_and_restarted, server_stopped_and_continued};
 pub use hostile::{
     accept_never_answer, close_after_n_bytes, faults_under_load, faulty_server_answers_correctly,
-    garbage_replies, huge_declared_lengths, out_of_order_replies, reset_mid_value, stall_mid_frame,
-    truncated_frames,
+    garbage_replies, huge_declared_lengths, out_of_order_replies, reset_mid_value,
+    slow_drip_is_cut_off, stall_mid_frame, truncated_frames,
 };
 pub use pool::{
     pool_get_multi_merges_in_caller_order, pool_keyless_commands, pool_kill_fail_fast,
@@ -426,6 +426,7 @@ macro_rules! hostile_suite_tests {
             truncated_frames,
             huge_declared_lengths,
             stall_mid_frame,
+            slow_drip_is_cut_off,
             out_of_order_replies,
             reset_mid_value,
             accept_never_answer,

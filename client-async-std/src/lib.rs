@@ -102,23 +102,28 @@ impl Runtime for AsyncIo {
     }
 
     fn connect_tcp<'a>(&'a self, addr: &'a str) -> BoxFuture<'a, io::Result<Box<dyn ByteStream>>> {
-        Box::pin(async move {
-            let tcp = async_net::TcpStream::connect(addr).await?;
-            tcp.set_nodelay(true)?;
-            Ok(Box::new(FuturesIo(tcp)) as Box<dyn ByteStream>)
-        })
+        Box::pin(tcp(addr))
     }
 
     fn connect_unix<'a>(
         &'a self,
         path: &'a Path,
     ) -> BoxFuture<'a, io::Result<Box<dyn ByteStream>>> {
-        let path = path.to_path_buf();
-        Box::pin(async move {
-            let unix = async_net::unix::UnixStream::connect(path).await?;
-            Ok(Box::new(FuturesIo(unix)) as Box<dyn ByteStream>)
-        })
+        Box::pin(unix(path.to_path_buf()))
     }
+}
+
+/// A TCP connection through async-net, with `TCP_NODELAY`.
+async fn tcp(addr: &str) -> io::Result<Box<dyn ByteStream>> {
+    let stream = async_net::TcpStream::connect(addr).await?;
+    stream.set_nodelay(true)?;
+    Ok(Box::new(FuturesIo(stream)))
+}
+
+/// A unix-socket connection through async-net.
+async fn unix(path: std::path::PathBuf) -> io::Result<Box<dyn ByteStream>> {
+    let stream = async_net::unix::UnixStream::connect(path).await?;
+    Ok(Box::new(FuturesIo(stream)))
 }
 
 /// async-io's timer as a [`Timer`].

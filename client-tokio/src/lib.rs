@@ -36,7 +36,7 @@
 
 #![forbid(unsafe_code)]
 
-use bytes::{BufMut, BytesMut};
+use bytes::BytesMut;
 use std::future::Future as _;
 use std::io;
 use std::path::Path;
@@ -118,8 +118,8 @@ impl Timer for Sleep {
     }
 }
 
-/// A tokio socket as a [`ByteStream`]: reads go straight into the connection's buffer,
-/// without zeroing it first.
+/// A tokio socket as a [`ByteStream`]: reads go straight into the driver's buffer, without
+/// zeroing it first.
 struct Io<T>(T);
 
 impl<T: AsyncRead + AsyncWrite + Unpin + Send + 'static> ByteStream for Io<T> {
@@ -134,10 +134,10 @@ impl<T: AsyncRead + AsyncWrite + Unpin + Send + 'static> ByteStream for Io<T> {
         &mut self,
         cx: &mut Context<'_>,
         buf: &mut BytesMut,
-        max: usize,
+        _: usize,
     ) -> Poll<io::Result<usize>> {
-        let mut room = buf.limit(max);
-        tokio_util::io::poll_read_buf(Pin::new(&mut self.0), cx, &mut room)
+        // Uninitialised room costs nothing here: read into all of it.
+        tokio_util::io::poll_read_buf(Pin::new(&mut self.0), cx, buf)
     }
 
     fn poll_write(&mut self, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {

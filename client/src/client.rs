@@ -194,7 +194,7 @@ impl Client {
         server: usize,
         request: Request,
         deadline: Option<Instant>,
-    ) -> Result<futures_channel::oneshot::Receiver<Result<Response, Error>>, Error> {
+    ) -> Result<oneshot::Receiver<Result<Response, Error>>, Error> {
         let s = self
             .inner
             .servers
@@ -235,7 +235,7 @@ impl Client {
     async fn reply(
         &self,
         server: usize,
-        queued: Result<futures_channel::oneshot::Receiver<Result<Response, Error>>, Error>,
+        queued: Result<oneshot::Receiver<Result<Response, Error>>, Error>,
     ) -> Result<Response, Error> {
         let r = match queued {
             Ok(rx) => rx
@@ -243,9 +243,10 @@ impl Client {
                 .unwrap_or_else(|_| Err(Error::Unavailable("the connection task ended".into()))),
             Err(e) => Err(e),
         };
-        self.inner
-            .pool
-            .observe(server, &r, self.inner.runtime.now());
+        let pool = &self.inner.pool;
+        if pool.len() > 1 {
+            pool.observe(server, &r, self.inner.runtime.now());
+        }
         r
     }
 

@@ -24,7 +24,7 @@ use crate::runtime::{BoxFuture, Runtime, Timer};
 use crate::settings::Settings;
 use async_lock::SemaphoreGuardArc;
 use bytes::{Bytes, BytesMut};
-use futures_channel::{mpsc, oneshot};
+use futures_channel::mpsc;
 use futures_core::Stream as _;
 use mcache_proto::{Connection, Error, PoisonReason, Request, Response, Waiters};
 use std::collections::VecDeque;
@@ -63,16 +63,19 @@ impl Reply {
     }
 
     fn is_canceled(&self) -> bool {
-        self.tx.is_canceled()
+        self.tx.is_closed()
     }
 }
 
 /// How many rounds one poll may do before yielding to other tasks.
 const ROUNDS_PER_POLL: usize = 32;
-/// Smallest and largest read: reads grow while they fill the room offered and shrink while
-/// they use little of it.
+/// Smallest and largest read: a read that fills the room offered doubles the next one; after
+/// `SHRINK_AFTER` reads in a row that use under a quarter of it, the room is halved. (A stream
+/// that must zero the room before reading pays for it; bursts of large replies keep large
+/// reads.)
 const MIN_READ: usize = 4 * 1024;
 const MAX_READ: usize = 64 * 1024;
+const SHRINK_AFTER: u8 = 16;
 
 /// The connection task of one connection slot of a server.
 pub(crate) struct Driver {
@@ -345,6 +348,8 @@ struct Session {
     unflushed: bool,
     rbuf: BytesMut,
     read_size: usize,
+    /// Reads in a row that used under a quarter of `read_size`.
+    small_reads: u8,
     /// The server answered at least one request on this connection.
     served: bool,
 }
@@ -359,6 +364,7 @@ impl Session {
             unflushed: false,
             rbuf: BytesMut::new(),
             read_size: MIN_READ,
+            small_reads: 0,
             served: false,
         }
     }
@@ -366,7 +372,7 @@ impl Session {
     /// Moves queued requests into the connection while it has room.
     fn dispatch(&mut self, queue: &mut VecDeque<Command>, max_in_flight: usize) -> bool {
         let mut progress = false;
-        while self.conn.pending() < max_in_flight {
+        while self.conn.in_flight() < max_in_flight {
             let Some(cmd) = queue.pop_front() else { break };
             progress = true;
             if cmd.reply.is_canceled() {
@@ -450,11 +456,8 @@ impl Session {
                 true
             }
             Poll::Ready(Ok(n)) => {
-                if n == max {
-                    self.read_size = (max * 2).min(MAX_READ);
-                } else if n < max / 4 {
-                    self.read_size = (max / 2).max(MIN_READ);
-                }
+                self.size_next_read(n, max);
+                // Moved into the connection without a copy when it holds no partial frame.
                 self.conn.receive_buf(&mut self.rbuf, now);
                 true
             }
@@ -464,6 +467,22 @@ impl Session {
                 true
             }
             Poll::Pending => false,
+        }
+    }
+
+    /// Sizes the next read from how much of `max` this one used.
+    fn size_next_read(&mut self, n: usize, max: usize) {
+        if n >= max {
+            self.read_size = (max * 2).min(MAX_READ);
+            self.small_reads = 0;
+        } else if n < max / 4 {
+            self.small_reads += 1;
+            if self.small_reads == SHRINK_AFTER {
+                self.read_size = (max / 2).max(MIN_READ);
+                self.small_reads = 0;
+            }
+        } else {
+            self.small_reads = 0;
         }
     }
 

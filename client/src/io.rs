@@ -13,10 +13,13 @@ pub trait ByteStream: Send + 'static {
     /// Reads into `buf`, as `std::io::Read::read`; `Ok(0)` is the end of the stream.
     fn poll_read(&mut self, cx: &mut Context<'_>, buf: &mut [u8]) -> Poll<io::Result<usize>>;
 
-    /// Reads at most `max` bytes, appending them to `buf`; `Ok(0)` is the end of the stream.
+    /// Reads, appending to `buf`; `Ok(0)` is the end of the stream. `max` is the room the
+    /// caller offers (it reserved at least that much).
     ///
-    /// The provided method zeroes the room first and calls [`ByteStream::poll_read`]; a
-    /// runtime that can read into uninitialised capacity overrides it.
+    /// The provided method zeroes `max` bytes of room first and calls
+    /// [`ByteStream::poll_read`], so the caller keeps `max` small while reads are small. A
+    /// stream that can read into uninitialised capacity overrides it and may fill all of
+    /// `buf`'s spare capacity, which costs it nothing.
     fn poll_read_buf(
         &mut self,
         cx: &mut Context<'_>,

@@ -200,8 +200,16 @@ impl Connection {
     }
 
     /// Requests sent and not yet answered (abandoned ones included, internal ones not).
+    /// Counts them: O(n); see [`Connection::in_flight`] for a bound checked per request.
     pub fn pending(&self) -> usize {
         self.pending.iter().filter(|p| !p.internal).count()
+    }
+
+    /// Entries awaiting a reply: the requests of [`Connection::pending`] plus the sync
+    /// requests the connection added to close quiet batches. O(1), for bounding what a
+    /// connection carries.
+    pub fn in_flight(&self) -> usize {
+        self.pending.len()
     }
 
     /// Whether anything is waiting for a reply.

@@ -110,7 +110,11 @@ impl Rig {
 
 /// The reply a caller got, if any yet.
 fn reply(rx: &mut Rx) -> Option<Result<Response, Error>> {
-    rx.try_recv().expect("the driver dropped a caller")
+    match rx.try_recv() {
+        Ok(r) => Some(r),
+        Err(oneshot::TryRecvError::Empty) => None,
+        Err(e) => panic!("the driver dropped a caller: {e}"),
+    }
 }
 
 fn value_of(r: Option<Result<Response, Error>>) -> Vec<u8> {

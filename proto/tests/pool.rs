@@ -760,28 +760,65 @@ fn out_of_range_servers_are_ignored() {
 
 #[test]
 fn server_specs_parse_as_written() {
+    let ok = |s: &str| ServerSpec::parse(s).unwrap();
+    assert_eq!(ok("127.0.0.1:11212"), ServerSpec::new("127.0.0.1", 11212));
     assert_eq!(
-        ServerSpec::parse("127.0.0.1:11212"),
-        ServerSpec::new("127.0.0.1", 11212)
-    );
-    assert_eq!(
-        ServerSpec::parse("cache1.example.com"),
+        ok("cache1.example.com"),
         ServerSpec::new("cache1.example.com", 11211)
     );
-    assert_eq!(
-        ServerSpec::parse("[::1]:11213"),
-        ServerSpec::new("::1", 11213)
-    );
-    assert_eq!(ServerSpec::parse("[::1]"), ServerSpec::new("::1", 11211));
-    assert_eq!(ServerSpec::parse("::1"), ServerSpec::new("::1", 11211));
-    assert_eq!(
-        ServerSpec::parse("host:notaport"),
-        ServerSpec::new("host:notaport", 11211)
-    );
-    assert_eq!(
-        ServerSpec::parse("/tmp/mc.sock"),
-        ServerSpec::new("/tmp/mc.sock", 0)
-    );
+    assert_eq!(ok("[::1]:11213"), ServerSpec::new("::1", 11213));
+    assert_eq!(ok("[::1]"), ServerSpec::new("::1", 11211));
+    assert_eq!(ok("::1"), ServerSpec::new("::1", 11211));
+    assert_eq!(ok("/tmp/mc.sock"), ServerSpec::new("/tmp/mc.sock", 0));
+    assert_eq!("h:7".parse::<ServerSpec>(), Ok(ServerSpec::new("h", 7)));
+}
+
+#[test]
+fn server_spec_parse_errors() {
+    use mcache_proto::AddrError;
+    for (input, port) in [
+        ("host:notaport", "notaport"),
+        ("h:abc", "abc"),
+        ("h:", ""),
+        ("h:0", "0"),
+        ("h:65536", "65536"),
+        ("h:+1", "+1"),
+        ("[::1]:x", "x"),
+    ] {
+        assert_eq!(
+            ServerSpec::parse(input),
+            Err(AddrError::BadPort {
+                input: input.into(),
+                port: port.into()
+            }),
+            "{input}"
+        );
+    }
+    for input in ["", ":11211", "[]:1"] {
+        assert_eq!(
+            ServerSpec::parse(input),
+            Err(AddrError::EmptyHost {
+                input: input.into()
+            }),
+            "{input:?}"
+        );
+    }
+    assert!(matches!(
+        ServerSpec::parse("[::1"),
+        Err(AddrError::Malformed { .. })
+    ));
+    assert!(matches!(
+        ServerSpec::parse("[::1]11211"),
+        Err(AddrError::Malformed { .. })
+    ));
+    for input in ["h x:1", "h\t", " h:1", "h\n:1"] {
+        assert!(
+            matches!(ServerSpec::parse(input), Err(AddrError::Malformed { .. })),
+            "{input:?}"
+        );
+    }
+    let e = ServerSpec::parse("h:abc").unwrap_err().to_string();
+    assert!(e.contains("\"h:abc\"") && e.contains("port \"abc\""), "{e}");
 }
 
 proptest! {

@@ -1,4 +1,4 @@
-//! Server selection: every vector of `shared/spec/ketama_vectors.txt` (libmemcached's own ketama
+//! Server selection: every vector of `tests/data/ketama_vectors.txt` (libmemcached's own ketama
 //! fixtures, placements computed by libmemcached 1.1.4, pymemcache and gomemcache), weights,
 //! dead-server bookkeeping with synthetic `Instant`s, failover, and a simulation of growing a
 //! pool of 100 and 1,000 virtual servers.
@@ -12,13 +12,15 @@ use mcache_proto::{
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
-const VECTORS_PATH: &str = concat!(
-    env!("CARGO_MANIFEST_DIR"),
-    "/../../shared/spec/ketama_vectors.txt"
-);
+/// The vector file, compiled in: the test needs nothing outside the repository at run time.
+const VECTORS: &str = include_str!("data/ketama_vectors.txt");
+
+/// The copy of section 2 the pool suite of mcache-testkit compiles in (it runs those placements
+/// against real servers).
+const TESTKIT_SECTION2: &str = include_str!("../../testkit/data/ketama_vectors_section2.txt");
 
 fn vectors() -> String {
-    std::fs::read_to_string(VECTORS_PATH).unwrap_or_else(|e| panic!("{VECTORS_PATH}: {e}"))
+    VECTORS.to_owned()
 }
 
 /// C-style unescaping of the file's key column: `\\`, `\xHH`, `\"`, `\'`, `\t`, `\n`, `\r`.
@@ -255,6 +257,23 @@ fn every_vector_matches() {
     let total =
         c.upstream_ketama + c.upstream_spy + c.generated_total() + c.pymemcache + c.gomemcache;
     assert_eq!(total, 382);
+}
+
+/// The pool suite's copy of section 2 is that section, byte for byte (after its own two comment
+/// lines), so the placements it checks against real servers are the ones checked here.
+#[test]
+fn testkit_copy_of_section_2_is_the_same() {
+    let text = vectors();
+    let start = text.find("\n## 2.").expect("section 2") + 1;
+    let end = start + text[start..].find("\n## 3.").expect("section 3") + 1;
+    let copy: Vec<&str> = TESTKIT_SECTION2.lines().collect();
+    assert!(copy.len() > 2 && copy[..2].iter().all(|l| l.starts_with("# ")));
+    let section: Vec<&str> = text[start..end].lines().collect();
+    assert_eq!(
+        copy[2..],
+        section[..],
+        "testkit/data/ketama_vectors_section2.txt"
+    );
 }
 
 fn upstream_servers() -> Vec<ServerSpec> {

@@ -1,5 +1,6 @@
-//! Replies where memcached 1.6.45 differs from 1.6.18 (`../shared/spec/diff-1.6.18-vs-1.6.45-empirical.md`)
-//! and that a client can meet with requests it can build: the parser must accept both.
+//! Replies where memcached 1.6.45 differs from 1.6.18 (the same bytes recorded against both
+//! servers; the replies are written out below) and that a client can meet with requests it can
+//! build: the parser must accept both.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod spec_support;

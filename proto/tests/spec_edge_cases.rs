@@ -1,6 +1,6 @@
-//! Client-relevant edge cases from memcached's own test suite
-//! (`../shared/spec/test-edge-cases.md`; the numbers below are that file's), as example
-//! tables checked like `spec_examples.rs`, and a few programmatic checks.
+//! Client-relevant edge cases from memcached's own test suite (the numbers below are those of
+//! the project's edge-case notes; the bytes are written out here), as example tables checked
+//! like `spec_examples.rs`, and a few programmatic checks.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod spec_support;

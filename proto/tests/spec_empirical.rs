@@ -1,4 +1,4 @@
-//! Every exchange recorded with memcached 1.6.18 (`../shared/spec/empirical*.json`), replayed
+//! Every exchange recorded with memcached 1.6.18 (`tests/data/empirical*.json`), replayed
 //! through the codec.
 //!
 //! Each record is put in exactly one [`Class`]:

@@ -1,6 +1,7 @@
-//! The byte-exact examples of `../shared/spec/protocol-notes.md` (sections 1, 5, 6 and 7), as
-//! a table: the request bytes, the typed requests they are, the reply bytes memcached sent, and
-//! the reply each request must decode to.
+//! The byte-exact examples of the project's protocol notes (sections 1, 5, 6 and 7; checked
+//! against real servers), written out here as a table (nothing outside this file is read): the
+//! request bytes, the typed requests they are, the reply bytes memcached sent, and the reply
+//! each request must decode to.
 //!
 //! For every example:
 //! - the request bytes decode (server side) to exactly the typed requests;

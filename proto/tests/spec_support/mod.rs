@@ -1,4 +1,4 @@
-//! Helpers shared by the spec tests: loading the recorded exchanges of `../shared/spec`,
+//! Helpers shared by the spec tests: loading the recorded exchanges of `tests/data`,
 //! parsing Python bytes literals, replaying requests and replies through the codec, and small
 //! builders for typed requests and replies.
 //!
@@ -15,8 +15,8 @@ use mcache_proto::{
 use std::ops::Range;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 
-/// The spec directory, beside the repository (CI clones `../shared` next to it).
-pub const SPEC_DIR: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../shared/spec");
+/// The test data directory (`proto/tests/data`): the recorded exchanges, as recorded.
+pub const DATA_DIR: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/data");
 
 /// The recorded exchanges with memcached 1.6.18, and how many records each holds.
 pub const EMPIRICAL_FILES: [(&str, usize); 5] = [
@@ -72,9 +72,8 @@ fn json_usize(v: &serde_json::Value, field: &str) -> usize {
 
 /// Loads one of the empirical files.
 pub fn load_records(file: &'static str) -> Vec<Record> {
-    let path = format!("{SPEC_DIR}/{file}");
-    let text = std::fs::read_to_string(&path)
-        .unwrap_or_else(|e| panic!("cannot read {path}: {e} (is ../shared beside the repo?)"));
+    let path = format!("{DATA_DIR}/{file}");
+    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("cannot read {path}: {e}"));
     let json: serde_json::Value =
         serde_json::from_str(&text).unwrap_or_else(|e| panic!("{path}: invalid JSON: {e}"));
     let list = json

@@ -34,7 +34,7 @@ impl PoolOptions {
                 .iter()
                 .map(|m| {
                     let addr = m.host_port_string();
-                    let spec = ServerSpec::parse(&addr);
+                    let spec = ServerSpec::parse(&addr).expect("host:port");
                     (addr, spec)
                 })
                 .collect(),
@@ -118,10 +118,10 @@ async fn set_all<H: Harness>(c: &Client, keys: &[String]) {
     }
 }
 
-const VECTORS_PATH: &str = concat!(
-    env!("CARGO_MANIFEST_DIR"),
-    "/../../shared/spec/ketama_vectors.txt"
-);
+/// Section 2 of the ketama vector file (`proto/tests/data/ketama_vectors.txt`, whose
+/// `ring_vectors` test checks that this copy is the same), compiled in so the suite needs no
+/// file at run time.
+const VECTORS_SECTION2: &str = include_str!("../../data/ketama_vectors_section2.txt");
 
 /// `\\` and `\xHH` escapes of the vector file's key column.
 fn unescape(s: &str) -> Vec<u8> {
@@ -158,8 +158,7 @@ struct VectorConfig {
 }
 
 fn libmemcached_configs() -> Vec<VectorConfig> {
-    let text =
-        std::fs::read_to_string(VECTORS_PATH).unwrap_or_else(|e| panic!("{VECTORS_PATH}: {e}"));
+    let text = VECTORS_SECTION2;
     let start = text.find("\n## 2.").expect("section 2 of the vector file");
     let end = text[start + 1..]
         .find("\n## ")
@@ -185,7 +184,9 @@ fn libmemcached_configs() -> Vec<VectorConfig> {
                 .split(',')
                 .map(|s| {
                     let (addr, w) = s.split_once('*').expect("addr*weight");
-                    ServerSpec::parse(addr).with_weight(w.parse().expect("weight"))
+                    ServerSpec::parse(addr)
+                        .expect("host:port")
+                        .with_weight(w.parse().expect("weight"))
                 })
                 .collect();
             configs.push(VectorConfig {

@@ -10,6 +10,8 @@ use crate::join::join_all;
 use crate::pool::Pool;
 use crate::runtime::Runtime;
 use crate::settings::Settings;
+use crate::stats::ServerCounters;
+use crate::url::{parse_url, ParseError};
 use async_lock::Semaphore;
 use futures_channel::mpsc;
 use mcache_proto::{Error, Failover, HashMode, HealthPolicy, ProxyKind, ServerSpec};
@@ -184,15 +186,100 @@ impl Builder {
     /// Over a unix socket, [`TlsConfig::server_name`](crate::tls::TlsConfig::server_name)
     /// must say which name to verify.
     #[cfg(feature = "tls")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "tls")))]
     pub fn tls(mut self, tls: crate::tls::TlsConfig) -> Self {
         self.settings.tls = Some(tls);
         self
+    }
+
+    /// Adds the servers of a URL and applies its settings:
+    ///
+    /// - `memcache://host:port` (TCP), `memcaches://host:port` (TLS), `unix:///path/to/sock`,
+    ///   or a plain address (`host:port`, `unix:/path`, `/path`; no options). A bare host
+    ///   gets port 11211; `memcache(s)://` may list several servers (`h1:1,h2:2`), each with
+    ///   weight 1, and carry `user:password@` for ASCII authentication ([`Builder::auth`];
+    ///   percent-encode `:`, `@`, `/`, `?` in them).
+    /// - Query options, each at most once: `timeout` ([`Builder::request_timeout`]; `none`
+    ///   for no limit), `connect_timeout`, `read_timeout` (`none` too), `connections`,
+    ///   `max_in_flight`, `max_value_len`, `max_reply_len` (bytes, `k`/`m` suffixes),
+    ///   `backoff_min`, `backoff_max` ([`Builder::backoff`]), and with `memcaches://`
+    ///   `server_name` (`TlsConfig::server_name`). Durations are `250us`, `500ms`, `2s`,
+    ///   `1m`; a bare number is milliseconds.
+    /// - `memcaches://` turns TLS on for the client (every server): with the `TlsConfig`
+    ///   already given to `Builder::tls` if there is one, else with the platform's roots
+    ///   (feature `native-roots`), else with Mozilla's (feature `webpki-roots`). Without
+    ///   feature `tls` it is [`ParseError::TlsDisabled`]; with neither roots feature nor a
+    ///   `Builder::tls` first, [`ParseError::NoTlsRoots`].
+    ///
+    /// Anything else (an unknown option, a bad port or duration, an empty host) is a
+    /// [`ParseError`] naming the input and what is wrong; `?` turns it into
+    /// [`Error::Config`]. Settings given by later builder calls override the URL's.
+    ///
+    /// ```rust,ignore
+    /// let client = Client::builder()
+    ///     .url("memcache://10.0.0.1:11211,10.0.0.2:11211?timeout=500ms&connections=4")?
+    ///     .build()
+    ///     .await?;
+    /// ```
+    pub fn url(mut self, url: &str) -> Result<Builder, ParseError> {
+        let parsed = parse_url(url)?;
+        if parsed.tls {
+            #[cfg(not(feature = "tls"))]
+            return Err(ParseError::TlsDisabled { input: url.into() });
+            #[cfg(feature = "tls")]
+            {
+                let tls = match self.settings.tls.take() {
+                    Some(tls) => tls,
+                    None => default_tls_roots(url)?,
+                };
+                self.settings.tls = Some(match &parsed.options.server_name {
+                    Some(name) => tls.server_name(name.clone()),
+                    None => tls,
+                });
+            }
+        }
+        let o = parsed.options;
+        if let Some(d) = o.request_timeout {
+            self = self.request_timeout(d);
+        }
+        if let Some(d) = o.connect_timeout {
+            self = self.connect_timeout(d);
+        }
+        if let Some(d) = o.read_timeout {
+            self = self.read_timeout(d);
+        }
+        if let Some(n) = o.connections {
+            self = self.connections(n);
+        }
+        if let Some(n) = o.max_in_flight {
+            self = self.max_in_flight(n);
+        }
+        if let Some(n) = o.max_value_len {
+            self = self.max_value_len(n);
+        }
+        if let Some(n) = o.max_reply_len {
+            self = self.max_reply_len(n);
+        }
+        if o.backoff_min.is_some() || o.backoff_max.is_some() {
+            let min = o.backoff_min.unwrap_or(self.settings.backoff_min);
+            let max = o.backoff_max.unwrap_or(self.settings.backoff_max);
+            self = self.backoff(min, max);
+        }
+        if let Some((user, pass)) = parsed.auth {
+            self = self.auth(user, pass);
+        }
+        Ok(self.servers(parsed.endpoints))
     }
 
     /// Refuses what cannot work, before connecting.
     fn validate(&self) -> Result<(), Error> {
         if self.servers.is_empty() {
             return Err(Error::Config("no server configured".into()));
+        }
+        for (endpoint, _) in &self.servers {
+            endpoint
+                .validate()
+                .map_err(|e| Error::Config(format!("server {endpoint}: {e}")))?;
         }
         #[cfg(feature = "tls")]
         if let Some(tls) = &self.settings.tls {
@@ -222,7 +309,9 @@ impl Builder {
         )
         .map_err(|e| Error::Config(format!("server pool: {e}")))?
         .with_proxy(self.proxy);
-        let pool = Pool::new(proto_pool);
+        let counters = self.servers.iter();
+        let counters = counters.map(|(e, _)| ServerCounters::new(e, self.settings.max_in_flight));
+        let pool = Pool::new(proto_pool, counters.map(Arc::new).collect());
         let rt = self.runtime;
         let settings = Arc::new(self.settings);
         let n = self.connections;
@@ -247,8 +336,18 @@ impl Builder {
                 .into_iter()
                 .map(|stream| {
                     let (tx, rx) = mpsc::unbounded();
-                    let driver =
-                        Driver::new(rt.clone(), endpoint.clone(), settings.clone(), rx, stream);
+                    let counters = pool.counters(i).cloned();
+                    let counters = counters.unwrap_or_else(|| {
+                        Arc::new(ServerCounters::new(&endpoint, settings.max_in_flight))
+                    });
+                    let driver = Driver::new(
+                        rt.clone(),
+                        endpoint.clone(),
+                        settings.clone(),
+                        rx,
+                        stream,
+                        counters,
+                    );
                     rt.spawn(Box::pin(driver));
                     ConnectionHandle {
                         tx,
@@ -266,6 +365,29 @@ impl Builder {
         Ok(Client::from_parts(rt, servers, pool, self.request_timeout))
     }
 }
+
+/// The roots `memcaches://` uses when no [`Builder::tls`] came first: the platform's
+/// (feature `native-roots`), else Mozilla's (feature `webpki-roots`).
+#[cfg(feature = "tls")]
+fn default_tls_roots(url: &str) -> Result<crate::tls::TlsConfig, ParseError> {
+    let roots_error = |e: std::io::Error| ParseError::TlsRoots {
+        input: url.into(),
+        reason: e.to_string(),
+    };
+    #[cfg(feature = "native-roots")]
+    return crate::tls::TlsConfig::native_roots().map_err(roots_error);
+    #[cfg(all(feature = "webpki-roots", not(feature = "native-roots")))]
+    return crate::tls::TlsConfig::webpki_roots().map_err(roots_error);
+    #[cfg(not(any(feature = "webpki-roots", feature = "native-roots")))]
+    {
+        let _ = roots_error;
+        Err(ParseError::NoTlsRoots { input: url.into() })
+    }
+}
+
+#[cfg(test)]
+#[path = "url/builder_tests.rs"]
+mod url_tests;
 
 /// Opens `n` connections to one server: an error if the first fails, `None` for later ones
 /// that fail (their tasks retry in the background).

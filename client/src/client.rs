@@ -10,6 +10,7 @@ use crate::join::join_all;
 use crate::memcache::Memcache;
 use crate::pool::Pool;
 use crate::runtime::{timeout, Runtime};
+use crate::stats::{ClientStats, ServerStats};
 use async_lock::Semaphore;
 use futures_channel::mpsc;
 use mcache_proto::pool::Plan;
@@ -19,6 +20,7 @@ use std::future::Future;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
+use tracing::Instrument as _;
 
 /// A memcached client over one server or a pool of them. Clone it freely: clones share the
 /// connections. The same type on every runtime: an adapter crate (`mcache-tokio`,
@@ -96,6 +98,33 @@ impl Client {
     /// [`Pool::retry_at`], [`Pool::failures`]) of the servers, by index.
     pub fn pool(&self) -> &Pool {
         &self.inner.pool
+    }
+
+    /// What each server has done since the client was built, counted by this client, by
+    /// index: requests submitted, results by kind, timeouts, reconnects, connect failures,
+    /// ejections, and the requests in flight now (see [`ServerStats`]). A few relaxed atomic
+    /// loads per server; counting costs two relaxed `fetch_add`s per request, with or without
+    /// the `metrics` feature (which exports the same events: see [`crate::stats`]). Not to be
+    /// confused with memcached's own `stats` command ([`Memcache::stats`],
+    /// [`Client::stats_all`]).
+    pub fn client_stats(&self) -> ClientStats {
+        ClientStats {
+            servers: (0..self.inner.servers.len())
+                .filter_map(|i| self.server_stats(i))
+                .collect(),
+        }
+    }
+
+    fn server_stats(&self, index: usize) -> Option<ServerStats> {
+        let server = self.inner.servers.get(index)?;
+        let counters = self.inner.pool.counters(index)?;
+        let max = counters.max_in_flight();
+        let in_flight = server
+            .connections
+            .iter()
+            .map(|c| max.saturating_sub(c.slots.available_permits()) as u64)
+            .sum();
+        Some(counters.snapshot(in_flight))
     }
 
     /// The servers' addresses, by index.
@@ -176,7 +205,7 @@ impl Client {
             };
             let mut split = self.inner.pool.plan_split(retrieve, now)?;
             let parts = std::mem::take(&mut split.parts);
-            Ok(split.merge_each(self.send_all(parts, self.deadline(now)).await))
+            Ok(split.merge_each(self.send_all(parts, self.deadline(now), now).await))
         }
     }
 
@@ -188,13 +217,16 @@ impl Client {
 
     /// Queues `request` on one of `server`'s connections: the first with a free in-flight
     /// slot, starting from the next in turn; if none has one, waits for a slot of that one
-    /// until `deadline`.
+    /// until `deadline`. Counts it as a request to `server`.
     async fn submit(
         &self,
         server: usize,
         request: Request,
         deadline: Option<Instant>,
     ) -> Result<oneshot::Receiver<Result<Response, Error>>, Error> {
+        if let Some(c) = self.inner.pool.counters(server) {
+            c.request();
+        }
         let s = self
             .inner
             .servers
@@ -221,6 +253,11 @@ impl Client {
             }
         };
         let (reply, rx) = Reply::new(slot);
+        #[cfg(feature = "metrics")]
+        let reply = match self.inner.pool.counters(server) {
+            Some(c) => reply.gauged(c.in_flight()),
+            None => reply,
+        };
         conn.tx
             .unbounded_send(Command {
                 request,
@@ -231,19 +268,31 @@ impl Client {
         Ok(rx)
     }
 
-    /// Awaits a queued request's reply and tells the pool how the server did.
+    /// Awaits a queued request's reply (in `span`, the command's trace span), counts it, and
+    /// tells the pool how the server did. `started`: when the call began, for
+    /// `mcache_request_duration_seconds`.
     async fn reply(
         &self,
         server: usize,
         queued: Result<oneshot::Receiver<Result<Response, Error>>, Error>,
+        span: tracing::Span,
+        started: Instant,
     ) -> Result<Response, Error> {
         let r = match queued {
             Ok(rx) => rx
+                .instrument(span)
                 .await
                 .unwrap_or_else(|_| Err(Error::Unavailable("the connection task ended".into()))),
             Err(e) => Err(e),
         };
         let pool = &self.inner.pool;
+        if let Some(c) = pool.counters(server) {
+            c.result(&r);
+            #[cfg(feature = "metrics")]
+            c.duration(self.inner.runtime.now().saturating_duration_since(started));
+        }
+        #[cfg(not(feature = "metrics"))]
+        let _ = started;
         if pool.len() > 1 {
             pool.observe(server, &r, self.inner.runtime.now());
         }
@@ -256,14 +305,16 @@ impl Client {
         &self,
         parts: Vec<(usize, Request)>,
         deadline: Option<Instant>,
+        started: Instant,
     ) -> Vec<Result<Response, Error>> {
         let mut queued = Vec::with_capacity(parts.len());
         for (server, request) in parts {
-            queued.push((server, self.submit(server, request, deadline).await));
+            let span = command_span(server, &request);
+            queued.push((server, self.submit(server, request, deadline).await, span));
         }
         let mut replies = Vec::with_capacity(queued.len());
-        for (server, q) in queued {
-            replies.push(self.reply(server, q).await);
+        for (server, q, span) in queued {
+            replies.push(self.reply(server, q, span, started).await);
         }
         replies
     }
@@ -273,16 +324,17 @@ impl Client {
         let deadline = self.deadline(now);
         match self.inner.pool.plan(request, now) {
             Plan::One { server, request } => {
+                let span = command_span(server, &request);
                 let queued = self.submit(server, request, deadline).await;
-                self.reply(server, queued).await
+                self.reply(server, queued, span, now).await
             }
             Plan::Split(mut split) => {
                 let parts = std::mem::take(&mut split.parts);
-                split.merge(self.send_all(parts, deadline).await)
+                split.merge(self.send_all(parts, deadline, now).await)
             }
             Plan::Broadcast(mut all) => {
                 let parts = std::mem::take(&mut all.parts);
-                all.merge(self.send_all(parts, deadline).await)
+                all.merge(self.send_all(parts, deadline, now).await)
             }
             Plan::Refused(e) => Err(e),
             other => Err(Error::Config(format!("unsupported plan: {other:?}"))),
@@ -292,10 +344,19 @@ impl Client {
     /// Sends `request` to server `index` alone.
     async fn call_server(&self, index: usize, request: Request) -> Result<Response, Error> {
         self.inner.pool.check(&request)?;
-        let deadline = self.deadline(self.inner.runtime.now());
+        let now = self.inner.runtime.now();
+        let deadline = self.deadline(now);
+        let span = command_span(index, &request);
         let queued = self.submit(index, request, deadline).await;
-        self.reply(index, queued).await
+        self.reply(index, queued, span, now).await
     }
+}
+
+/// The span a command runs in, from submit to reply: `memcache` at trace level (when that
+/// level is off, a level check and nothing else: no field is recorded or formatted).
+#[inline]
+fn command_span(server: usize, request: &Request) -> tracing::Span {
+    tracing::trace_span!("memcache", command = request.command_name(), server)
 }
 
 impl Memcache for Client {
@@ -322,6 +383,14 @@ impl ServerHandle {
     /// The server's address.
     pub fn endpoint(&self) -> &Endpoint {
         &self.client.inner.servers[self.index].endpoint
+    }
+
+    /// What this client has counted for this server (see [`Client::client_stats`]; not
+    /// memcached's `stats` command, which is [`Memcache::stats`]).
+    pub fn client_stats(&self) -> ServerStats {
+        self.client
+            .server_stats(self.index)
+            .expect("a handle's index names one of its client's servers")
     }
 
     /// The client this server belongs to.

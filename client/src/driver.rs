@@ -22,6 +22,7 @@ use crate::endpoint::Endpoint;
 use crate::io::ByteStream;
 use crate::runtime::{BoxFuture, Runtime, Timer};
 use crate::settings::Settings;
+use crate::stats::ServerCounters;
 use async_lock::SemaphoreGuardArc;
 use bytes::{Bytes, BytesMut};
 use futures_channel::mpsc;
@@ -46,6 +47,9 @@ pub(crate) struct Command {
 pub(crate) struct Reply {
     tx: oneshot::Sender<Result<Response, Error>>,
     _slot: SemaphoreGuardArc,
+    /// Counts the slot in the `mcache_in_flight` gauge.
+    #[cfg(feature = "metrics")]
+    _gauge: Option<crate::stats::InFlight>,
 }
 
 impl Reply {
@@ -54,7 +58,20 @@ impl Reply {
         slot: SemaphoreGuardArc,
     ) -> (Reply, oneshot::Receiver<Result<Response, Error>>) {
         let (tx, rx) = oneshot::channel();
-        (Reply { tx, _slot: slot }, rx)
+        let reply = Reply {
+            tx,
+            _slot: slot,
+            #[cfg(feature = "metrics")]
+            _gauge: None,
+        };
+        (reply, rx)
+    }
+
+    /// Counts this reply's slot in the in-flight gauge until it is delivered or dropped.
+    #[cfg(feature = "metrics")]
+    pub(crate) fn gauged(mut self, gauge: crate::stats::InFlight) -> Reply {
+        self._gauge = Some(gauge);
+        self
     }
 
     fn send(self, result: Result<Response, Error>) {
@@ -91,6 +108,10 @@ pub(crate) struct Driver {
     backoff: Backoff,
     timer: Pin<Box<dyn Timer>>,
     timer_at: Option<Instant>,
+    /// The server's counters (reconnects, connect failures).
+    counters: Arc<ServerCounters>,
+    /// A connection was opened before: the next one is a reconnect.
+    connected_once: bool,
 }
 
 enum Link {
@@ -107,6 +128,7 @@ impl Driver {
         settings: Arc<Settings>,
         rx: mpsc::UnboundedReceiver<Command>,
         stream: Option<Box<dyn ByteStream>>,
+        counters: Arc<ServerCounters>,
     ) -> Driver {
         let now = rt.now();
         let timer = rt.timer(now);
@@ -125,6 +147,8 @@ impl Driver {
             backoff,
             timer,
             timer_at: None,
+            counters,
+            connected_once: stream.is_some(),
         };
         driver.link = match stream {
             Some(s) => Link::Up(Box::new(Session::new(s, &driver.settings))),
@@ -200,11 +224,16 @@ impl Driver {
             Link::Connecting(connecting) => match connecting.as_mut().poll(cx) {
                 Poll::Ready(Ok(stream)) => {
                     tracing::debug!(endpoint = %self.endpoint, "connected");
+                    if self.connected_once {
+                        self.counters.reconnect();
+                    }
+                    self.connected_once = true;
                     self.link = Link::Up(Box::new(Session::new(stream, &self.settings)));
                     true
                 }
                 Poll::Ready(Err(e)) => {
                     tracing::warn!(endpoint = %self.endpoint, error = %e, "connect failed");
+                    self.counters.connect_failure();
                     self.go_down(now, e.to_string());
                     true
                 }

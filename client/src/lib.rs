@@ -14,6 +14,7 @@
 //! runtime of your own (see [`Runtime`]) or a library that works on any of them.
 
 #![forbid(unsafe_code)]
+#![cfg_attr(docsrs, feature(doc_cfg))]
 
 mod builder;
 mod client;
@@ -26,12 +27,15 @@ mod memcache;
 mod pool;
 mod runtime;
 mod settings;
+pub mod stats;
 #[cfg(test)]
 mod testing;
 #[cfg(test)]
 mod tests;
 #[cfg(feature = "tls")]
+#[cfg_attr(docsrs, doc(cfg(feature = "tls")))]
 pub mod tls;
+mod url;
 
 pub use builder::Builder;
 pub use client::{Client, ServerHandle};
@@ -41,6 +45,8 @@ pub use join::join_all;
 pub use memcache::Memcache;
 pub use pool::Pool;
 pub use runtime::{sleep, timeout, BoxFuture, Runtime, Timer};
+pub use stats::{ClientStats, ServerStats};
+pub use url::ParseError;
 
 pub use mcache_proto::{
     self as proto, AsKey, EncodeError, Error, Failover, HashMode, HealthPolicy, IoError, Key,

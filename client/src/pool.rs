@@ -3,11 +3,12 @@
 //! failover routing) sits behind a mutex that is taken only while some server has failures on
 //! record, and never across an await.
 
+use crate::stats::ServerCounters;
 use mcache_proto::pool::{Plan, Split};
 use mcache_proto::text::request::Retrieve;
 use mcache_proto::{Error, HashMode, HealthPolicy, ProxyKind, Request, Response, ServerSpec};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::{Mutex, MutexGuard, PoisonError};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Instant;
 
 /// The servers of a client: their placement and their health, by index.
@@ -21,11 +22,15 @@ pub struct Pool {
     ejected: AtomicUsize,
     /// Per server: failures were recorded since its last reply.
     suspect: Vec<AtomicBool>,
+    /// Per server: what it has done ([`crate::Client::client_stats`]).
+    counters: Vec<Arc<ServerCounters>>,
 }
 
 impl Pool {
-    pub(crate) fn new(pool: mcache_proto::Pool) -> Pool {
+    pub(crate) fn new(pool: mcache_proto::Pool, counters: Vec<Arc<ServerCounters>>) -> Pool {
+        debug_assert_eq!(counters.len(), pool.len());
         Pool {
+            counters,
             suspect: (0..pool.len()).map(|_| AtomicBool::new(false)).collect(),
             all_up: pool.clone(),
             health: Mutex::new(pool),
@@ -39,6 +44,11 @@ impl Pool {
 
     fn all_up(&self) -> bool {
         self.all_up.len() == 1 || self.ejected.load(Ordering::Acquire) == 0
+    }
+
+    /// The counters of `server`.
+    pub(crate) fn counters(&self, server: usize) -> Option<&Arc<ServerCounters>> {
+        self.counters.get(server)
     }
 
     /// Number of servers (at least 1).
@@ -139,6 +149,9 @@ impl Pool {
         let ejected = health.record_failure(server, now);
         suspect.store(true, Ordering::Release);
         self.ejected.store(health.ejected(), Ordering::Release);
+        if let Some(c) = self.counters.get(server).filter(|_| ejected) {
+            c.ejection();
+        }
         ejected
     }
 

@@ -44,6 +44,30 @@ impl TlsConfig {
                 .add(cert)
                 .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))?;
         }
+        Self::with_roots(roots)
+    }
+
+    /// Trusts Mozilla's root certificates, built into the program (the `webpki-roots`
+    /// crate; ring crypto, safe defaults). Feature `webpki-roots`.
+    #[cfg(feature = "webpki-roots")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "webpki-roots")))]
+    pub fn webpki_roots() -> io::Result<Self> {
+        Self::with_roots(webpki_store())
+    }
+
+    /// Trusts the platform's root certificates, read when called (on Linux the system's
+    /// CA bundle, `SSL_CERT_FILE`/`SSL_CERT_DIR` if set; ring crypto, safe defaults).
+    /// Feature `native-roots`. An error of kind [`io::ErrorKind::NotFound`] if the platform
+    /// has none that can be used; certificates that fail to load are skipped while others
+    /// load.
+    #[cfg(feature = "native-roots")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "native-roots")))]
+    pub fn native_roots() -> io::Result<Self> {
+        Self::with_roots(native_store()?)
+    }
+
+    /// A configuration trusting `roots`, with ring crypto and safe protocol versions.
+    fn with_roots(roots: rustls::RootCertStore) -> io::Result<Self> {
         let config = rustls::ClientConfig::builder_with_provider(Arc::new(
             rustls::crypto::ring::default_provider(),
         ))
@@ -78,5 +102,63 @@ impl TlsConfig {
             .connect(name, AsFuturesIo(stream))
             .await?;
         Ok(Box::new(FuturesIo(tls)))
+    }
+}
+
+/// Mozilla's roots as a store.
+#[cfg(feature = "webpki-roots")]
+fn webpki_store() -> rustls::RootCertStore {
+    rustls::RootCertStore {
+        roots: webpki_roots::TLS_SERVER_ROOTS.to_vec(),
+    }
+}
+
+/// The platform's roots as a store; `NotFound` if none loads.
+#[cfg(feature = "native-roots")]
+fn native_store() -> io::Result<rustls::RootCertStore> {
+    let found = rustls_native_certs::load_native_certs();
+    let mut roots = rustls::RootCertStore::empty();
+    let (added, _ignored) = roots.add_parsable_certificates(found.certs);
+    if added == 0 {
+        let why = found
+            .errors
+            .first()
+            .map_or_else(|| "none found".to_string(), ToString::to_string);
+        return Err(io::Error::new(
+            io::ErrorKind::NotFound,
+            format!("no usable root certificate on this platform: {why}"),
+        ));
+    }
+    if !found.errors.is_empty() {
+        tracing::debug!(errors = ?found.errors, "some platform root certificates did not load");
+    }
+    Ok(roots)
+}
+
+#[cfg(test)]
+mod tests {
+    #[cfg(feature = "webpki-roots")]
+    #[test]
+    fn webpki_roots_are_built_in() {
+        assert!(super::webpki_store().len() > 50);
+        assert!(super::TlsConfig::webpki_roots().is_ok());
+    }
+
+    #[cfg(feature = "native-roots")]
+    #[test]
+    fn native_roots_load_or_say_why() {
+        match super::TlsConfig::native_roots() {
+            Ok(_) => assert!(super::native_store().is_ok_and(|s| !s.is_empty())),
+            Err(e) => {
+                assert_eq!(e.kind(), std::io::ErrorKind::NotFound, "{e}");
+                assert!(e.to_string().contains("root certificate"), "{e}");
+            }
+        }
+    }
+
+    #[test]
+    fn pem_roots_refuse_garbage() {
+        let pem = b"-----BEGIN CERTIFICATE-----\nnot base64!\n-----END CERTIFICATE-----\n";
+        assert!(super::TlsConfig::with_root_certificates_pem(pem).is_err());
     }
 }

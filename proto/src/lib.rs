@@ -48,6 +48,7 @@
 //! ```
 
 #![forbid(unsafe_code)]
+#![cfg_attr(docsrs, feature(doc_cfg))]
 
 pub mod commands;
 pub mod connection;
@@ -75,6 +76,8 @@ pub use request::Request;
 pub use response::{
     ErrorKind, Expect, MetaResponse, MetaStatus, Response, ResponseDecoder, Stat, Value,
 };
-pub use ring::{Failover, HashMode, HealthPolicy, KeyHash, Ring, RingError, Routed, ServerSpec};
+pub use ring::{
+    AddrError, Failover, HashMode, HealthPolicy, KeyHash, Ring, RingError, Routed, ServerSpec,
+};
 pub use waiters::Waiters;
 pub use wire::Limits;

@@ -9,7 +9,7 @@
 //!   spymemcached-compatible continuum, its modula distribution, pymemcache's `HashClient`
 //!   (rendezvous hashing) and gomemcache's `ServerList`. Applications written against those
 //!   libraries and a Rust service sharing the pool agree on where every key lives. The rules are
-//!   checked byte for byte against `shared/spec/ketama_vectors.txt`.
+//!   checked byte for byte against the vectors of `proto/tests/data/ketama_vectors.txt`.
 //! - **Health bookkeeping.** Consecutive failures are counted per server; after
 //!   [`HealthPolicy::failure_limit`] of them the server is ejected for
 //!   [`HealthPolicy::retry_after`], then retried. While a server is out its keys either fail
@@ -80,34 +80,109 @@ impl ServerSpec {
     /// (starting with `/`; port 0). The host is kept as written, brackets aside, since it is
     /// what the placement hashes (libmemcached and pymemcache drop the brackets too).
     ///
+    /// A port that is not a number from 1 to 65535, an empty host, whitespace in the host and
+    /// an unclosed `[` are errors ([`AddrError`]), never a host that happens to contain them.
+    ///
     /// ```
-    /// use mcache_proto::ServerSpec;
-    /// assert_eq!(ServerSpec::parse("10.0.0.1:11212"), ServerSpec::new("10.0.0.1", 11212));
-    /// assert_eq!(ServerSpec::parse("cache1"), ServerSpec::new("cache1", 11211));
-    /// assert_eq!(ServerSpec::parse("[::1]:11213"), ServerSpec::new("::1", 11213));
-    /// assert_eq!(ServerSpec::parse("/run/mc.sock"), ServerSpec::new("/run/mc.sock", 0));
+    /// use mcache_proto::{AddrError, ServerSpec};
+    /// assert_eq!(ServerSpec::parse("10.0.0.1:11212"), Ok(ServerSpec::new("10.0.0.1", 11212)));
+    /// assert_eq!(ServerSpec::parse("cache1"), Ok(ServerSpec::new("cache1", 11211)));
+    /// assert_eq!(ServerSpec::parse("[::1]:11213"), Ok(ServerSpec::new("::1", 11213)));
+    /// assert_eq!(ServerSpec::parse("/run/mc.sock"), Ok(ServerSpec::new("/run/mc.sock", 0)));
+    /// assert!(matches!(ServerSpec::parse("h:abc"), Err(AddrError::BadPort { .. })));
     /// ```
-    pub fn parse(addr: &str) -> ServerSpec {
+    pub fn parse(addr: &str) -> Result<ServerSpec, AddrError> {
         if addr.starts_with('/') {
-            return ServerSpec::new(addr, 0);
+            return Ok(ServerSpec::new(addr, 0));
         }
-        if let Some(rest) = addr.strip_prefix('[') {
-            if let Some((host, tail)) = rest.split_once(']') {
-                let port = tail
-                    .strip_prefix(':')
-                    .and_then(|p| p.parse().ok())
-                    .unwrap_or(DEFAULT_PORT);
-                return ServerSpec::new(host, port);
+        let (host, port) = if let Some(rest) = addr.strip_prefix('[') {
+            let Some((host, tail)) = rest.split_once(']') else {
+                return Err(AddrError::Malformed {
+                    input: addr.to_string(),
+                    reason: "no ']' closes the IPv6 address".into(),
+                });
+            };
+            if tail.is_empty() {
+                (host, None)
+            } else if let Some(port) = tail.strip_prefix(':') {
+                (host, Some(port))
+            } else {
+                return Err(AddrError::Malformed {
+                    input: addr.to_string(),
+                    reason: format!("{tail:?} after ']' (expected ':port')"),
+                });
             }
+        } else {
+            match addr.rsplit_once(':') {
+                // A bare IPv6 address: its colons are not a port separator.
+                Some((host, _)) if host.contains(':') => (addr, None),
+                Some((host, port)) => (host, Some(port)),
+                None => (addr, None),
+            }
+        };
+        if host.is_empty() {
+            return Err(AddrError::EmptyHost {
+                input: addr.to_string(),
+            });
         }
-        match addr.rsplit_once(':') {
-            Some((host, port)) if !host.contains(':') => match port.parse() {
-                Ok(port) => ServerSpec::new(host, port),
-                Err(_) => ServerSpec::new(addr, DEFAULT_PORT),
+        if host.chars().any(|c| c.is_whitespace() || c.is_control()) {
+            return Err(AddrError::Malformed {
+                input: addr.to_string(),
+                reason: "whitespace or a control character in the host".into(),
+            });
+        }
+        let port = match port {
+            None => DEFAULT_PORT,
+            Some(p) => match p.parse::<u16>() {
+                Ok(port) if port != 0 && p.bytes().all(|b| b.is_ascii_digit()) => port,
+                _ => {
+                    return Err(AddrError::BadPort {
+                        input: addr.to_string(),
+                        port: p.to_string(),
+                    })
+                }
             },
-            _ => ServerSpec::new(addr, DEFAULT_PORT),
-        }
+        };
+        Ok(ServerSpec::new(host, port))
     }
+}
+
+impl std::str::FromStr for ServerSpec {
+    type Err = AddrError;
+
+    /// [`ServerSpec::parse`].
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        ServerSpec::parse(s)
+    }
+}
+
+/// Why a server address could not be read ([`ServerSpec::parse`]).
+#[non_exhaustive]
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum AddrError {
+    /// Nothing before the port (`":11211"`, `""`, `"[]:1"`).
+    #[error("server address {input:?}: empty host")]
+    EmptyHost {
+        /// The address as given.
+        input: String,
+    },
+    /// The port is not a number from 1 to 65535.
+    #[error("server address {input:?}: port {port:?} is not a number from 1 to 65535")]
+    BadPort {
+        /// The address as given.
+        input: String,
+        /// The text after the last `:`.
+        port: String,
+    },
+    /// Any other shape that is not an address (an unclosed `[`, text after `]`, whitespace
+    /// in the host).
+    #[error("server address {input:?}: {reason}")]
+    Malformed {
+        /// The address as given.
+        input: String,
+        /// What is wrong with it.
+        reason: String,
+    },
 }
 
 impl fmt::Display for ServerSpec {

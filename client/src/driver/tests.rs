@@ -38,6 +38,7 @@ fn rig_with(settings: Settings, stream: Option<MemStream>) -> Rig {
         Arc::new(settings),
         rx,
         stream.map(|s| Box::new(s) as Box<dyn ByteStream>),
+        Arc::new(ServerCounters::new(&Endpoint::Tcp("mem:1".into()), 1 << 20)),
     );
     Rig {
         rt,

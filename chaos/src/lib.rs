@@ -731,7 +731,7 @@ pub fn run(config: &Config) -> Result<Report, String> {
         }
         if now >= next_fault && now + config.fault_length < deadline {
             // Alternate kill and stop, and the servers: kill 0, stop 1, kill 1, stop 0, …
-            let kill = round % 2 == 0;
+            let kill = round.is_multiple_of(2);
             let which = ((round + round / 2) % 2) as usize;
             let server = &servers[which];
             let outcome = if kill {

@@ -31,6 +31,7 @@
 //! - `tls`: TLS through the client core's rustls layer.
 
 #![forbid(unsafe_code)]
+#![cfg_attr(docsrs, feature(doc_cfg))]
 
 use std::future::Future as _;
 use std::io;
@@ -75,6 +76,7 @@ impl std::fmt::Debug for AsyncIo {
 impl AsyncIo {
     /// Connection tasks on async-std's executor.
     #[cfg(feature = "async-std")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "async-std")))]
     pub fn async_std() -> Arc<dyn Runtime> {
         Arc::new(AsyncIo {
             executor: "async-std",
@@ -84,6 +86,7 @@ impl AsyncIo {
 
     /// Connection tasks on smol's global executor.
     #[cfg(feature = "smol")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "smol")))]
     pub fn smol() -> Arc<dyn Runtime> {
         Arc::new(AsyncIo {
             executor: "smol",

@@ -35,6 +35,7 @@
 //!   built (`Client::connect` and `Builder::build` must run inside one).
 
 #![forbid(unsafe_code)]
+#![cfg_attr(docsrs, feature(doc_cfg))]
 
 use bytes::BytesMut;
 use std::future::Future as _;

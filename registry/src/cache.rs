@@ -179,6 +179,7 @@ impl<C: Backend> CacheBuilder<C> {
 
     /// Compresses payloads larger than `bytes` with lz4 (default: never).
     #[cfg(feature = "lz4")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "lz4")))]
     pub fn compress_above(mut self, bytes: usize) -> Self {
         self.config.compress_above = Some(bytes);
         self

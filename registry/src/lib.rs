@@ -243,6 +243,7 @@
 //! ```
 
 #![forbid(unsafe_code)]
+#![cfg_attr(docsrs, feature(doc_cfg))]
 
 mod cache;
 mod canonical;
@@ -251,6 +252,7 @@ mod error;
 mod flight;
 mod health;
 #[cfg(feature = "http")]
+#[cfg_attr(docsrs, doc(cfg(feature = "http")))]
 pub mod http;
 mod invalidate;
 mod join;
@@ -271,11 +273,13 @@ pub use shape::Shape;
 /// The tokio adapter (feature `tokio`, on by default): `mcache_registry::tokio::Client` is
 /// [`mcache_client::Client`], with `Connect` for `Client::connect` on tokio.
 #[cfg(feature = "tokio")]
+#[cfg_attr(docsrs, doc(cfg(feature = "tokio")))]
 pub use mcache_tokio as tokio;
 
 /// The futures-io adapter for async-std and smol (feature `async-std`):
 /// `mcache_registry::async_std::Client` is [`mcache_client::Client`] too.
 #[cfg(feature = "async-std")]
+#[cfg_attr(docsrs, doc(cfg(feature = "async-std")))]
 pub use mcache_async_std as async_std;
 
 static GLOBAL: std::sync::OnceLock<Cache<mcache_client::Client>> = std::sync::OnceLock::new();

@@ -7,6 +7,7 @@
 //! values or memcached.
 
 #![forbid(unsafe_code)]
+#![cfg_attr(docsrs, feature(doc_cfg))]
 
 mod expand;
 mod options;

@@ -4,7 +4,7 @@
 //! `async-io` reactor, which both executors share. This crate only says how a task is
 //! spawned ([`AsyncIo::async_std`] or [`AsyncIo::smol`]), and lends async-io's timers and
 //! async-net's sockets; the driver, pools, deadlines, reconnects and TLS are the client
-//! core's, the protocol is [`mcache_proto`]'s.
+//! core's, the protocol is [`mcache_proto`](proto)'s.
 //!
 //! ```
 //! # fn main() -> Result<(), Box<dyn std::error::Error>> {

@@ -3,7 +3,7 @@
 //! memcached for tokio: the one mcache client ([`mcache_client`]) on tokio's runtime. This
 //! crate only says how tokio spawns a task, keeps a timer and opens a socket ([`Tokio`]);
 //! the driver, pools, deadlines, reconnects and TLS are the client core's, the protocol is
-//! [`mcache_proto`]'s.
+//! [`mcache_proto`](proto)'s.
 //!
 //! ```
 //! # fn main() -> Result<(), Box<dyn std::error::Error>> {

@@ -11,7 +11,7 @@
 use arbitrary::Arbitrary;
 use libfuzzer_sys::fuzz_target;
 use mcache_proto::Key;
-use mcache_registry::{Args, Function, __golden_key};
+use mcache_registry::{__golden_key, Args, Function};
 use serde::Serialize;
 use std::collections::{BTreeMap, HashMap};
 

@@ -300,7 +300,14 @@ pub fn global() -> Option<&'static Cache<mcache_client::Client>> {
 /// The key of a call as a string, for golden tests of the key format.
 #[doc(hidden)]
 pub fn __golden_key(namespace: &str, function: &Function, args: &Args) -> String {
-    key::item_key(namespace, function, args).to_string()
+    __item_key(namespace, function, args).to_string()
+}
+
+/// The key of a call, exactly as [`Cache::key`] builds it, without a client (for the fuzz
+/// target of the key builder).
+#[doc(hidden)]
+pub fn __item_key(namespace: &str, function: &Function, args: &Args) -> Key {
+    key::item_key(namespace, function, args)
 }
 
 /// What `#[memoize]` expands to calls these. Not a public API: it changes without notice.

@@ -215,11 +215,16 @@ impl Builder {
     /// [`ParseError`] naming the input and what is wrong; `?` turns it into
     /// [`Error::Config`]. Settings given by later builder calls override the URL's.
     ///
-    /// ```rust,ignore
-    /// let client = Client::builder()
-    ///     .url("memcache://10.0.0.1:11211,10.0.0.2:11211?timeout=500ms&connections=4")?
-    ///     .build()
-    ///     .await?;
+    /// ```
+    /// use mcache_client::{Builder, Client, Error, Runtime};
+    /// use std::sync::Arc;
+    ///
+    /// async fn pool(runtime: Arc<dyn Runtime>) -> Result<Client, Error> {
+    ///     Builder::new(runtime)
+    ///         .url("memcache://10.0.0.1:11211,10.0.0.2:11211?timeout=500ms&connections=4")?
+    ///         .build()
+    ///         .await
+    /// }
     /// ```
     pub fn url(mut self, url: &str) -> Result<Builder, ParseError> {
         let parsed = parse_url(url)?;

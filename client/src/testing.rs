@@ -15,6 +15,19 @@ use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll, Waker};
 use std::time::{Duration, Instant};
 
+/// Polls `f` once with a waker that does nothing (the tests poll again when they choose).
+pub(crate) fn poll<F: std::future::Future + ?Sized>(f: Pin<&mut F>) -> Poll<F::Output> {
+    f.poll(&mut Context::from_waker(Waker::noop()))
+}
+
+/// The output of `f`, which must be ready at its first poll.
+pub(crate) fn ready<F: std::future::Future>(f: F) -> F::Output {
+    match poll(std::pin::pin!(f)) {
+        Poll::Ready(v) => v,
+        Poll::Pending => panic!("not ready"),
+    }
+}
+
 /// What a scripted connect attempt does.
 pub(crate) enum Connect {
     /// Succeeds with this stream.

@@ -2,24 +2,11 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-use crate::testing::{Connect, ManualRuntime, MemStream};
+use crate::testing::{poll, ready, Connect, ManualRuntime, MemStream};
 use crate::{Builder, Error, Memcache};
-use std::future::Future;
-use std::pin::Pin;
 use std::sync::Arc;
-use std::task::{Context, Poll, Waker};
+use std::task::Poll;
 use std::time::Duration;
-
-fn poll<F: Future + ?Sized>(f: Pin<&mut F>) -> Poll<F::Output> {
-    f.poll(&mut Context::from_waker(Waker::noop()))
-}
-
-fn ready<F: Future>(f: F) -> F::Output {
-    match poll(std::pin::pin!(f)) {
-        Poll::Ready(v) => v,
-        Poll::Pending => panic!("not ready"),
-    }
-}
 
 /// A client of one connection to an in-memory server, configured by `configure`.
 fn client_on(

@@ -3,24 +3,12 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-use crate::testing::{Connect, ManualRuntime, MemStream};
+use crate::testing::{poll, ready, Connect, ManualRuntime, MemStream};
 use crate::{Builder, Client, Error, Failover, HealthPolicy, Memcache};
 use std::future::Future;
-use std::pin::Pin;
 use std::sync::Arc;
-use std::task::{Context, Poll, Waker};
+use std::task::Poll;
 use std::time::Duration;
-
-fn poll<F: Future + ?Sized>(f: Pin<&mut F>) -> Poll<F::Output> {
-    f.poll(&mut Context::from_waker(Waker::noop()))
-}
-
-fn ready<F: Future>(f: F) -> F::Output {
-    match poll(std::pin::pin!(f)) {
-        Poll::Ready(v) => v,
-        Poll::Pending => panic!("not ready"),
-    }
-}
 
 const SECOND: Duration = Duration::from_secs(1);
 

@@ -120,6 +120,16 @@ enum Link {
     Down { until: Instant, reason: String },
 }
 
+impl Link {
+    /// A connect to `endpoint` under way.
+    fn connecting(rt: &Arc<dyn Runtime>, endpoint: &Endpoint, settings: &Arc<Settings>) -> Link {
+        let (rt, endpoint, settings) = (rt.clone(), endpoint.clone(), settings.clone());
+        Link::Connecting(Box::pin(async move {
+            connect(&*rt, &endpoint, &settings).await
+        }))
+    }
+}
+
 impl Driver {
     /// A task for `endpoint`, serving `stream` if one is open already, else connecting.
     pub(crate) fn new(
@@ -133,39 +143,29 @@ impl Driver {
         let now = rt.now();
         let timer = rt.timer(now);
         let backoff = Backoff::new(settings.backoff_min, settings.backoff_max);
-        let mut driver = Driver {
+        let connected_once = stream.is_some();
+        let link = match stream {
+            Some(s) => Link::Up(Box::new(Session::new(s, &settings))),
+            None => Link::connecting(&rt, &endpoint, &settings),
+        };
+        Driver {
             rt,
             endpoint,
             settings,
             rx,
             rx_closed: false,
             queue: VecDeque::new(),
-            link: Link::Down {
-                until: now,
-                reason: String::new(),
-            },
+            link,
             backoff,
             timer,
             timer_at: None,
             counters,
-            connected_once: stream.is_some(),
-        };
-        driver.link = match stream {
-            Some(s) => Link::Up(Box::new(Session::new(s, &driver.settings))),
-            None => driver.connecting(),
-        };
-        driver
+            connected_once,
+        }
     }
 
     fn connecting(&self) -> Link {
-        let (rt, endpoint, settings) = (
-            self.rt.clone(),
-            self.endpoint.clone(),
-            self.settings.clone(),
-        );
-        Link::Connecting(Box::pin(async move {
-            connect(&*rt, &endpoint, &settings).await
-        }))
+        Link::connecting(&self.rt, &self.endpoint, &self.settings)
     }
 
     /// Whether every client handle is gone and nothing is left to answer.

@@ -44,29 +44,6 @@ pub trait ByteStream: Send + 'static {
     fn poll_flush(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>>;
 }
 
-impl ByteStream for Box<dyn ByteStream> {
-    fn poll_read(&mut self, cx: &mut Context<'_>, buf: &mut [u8]) -> Poll<io::Result<usize>> {
-        (**self).poll_read(cx, buf)
-    }
-
-    fn poll_read_buf(
-        &mut self,
-        cx: &mut Context<'_>,
-        buf: &mut BytesMut,
-        max: usize,
-    ) -> Poll<io::Result<usize>> {
-        (**self).poll_read_buf(cx, buf, max)
-    }
-
-    fn poll_write(&mut self, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
-        (**self).poll_write(cx, buf)
-    }
-
-    fn poll_flush(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        (**self).poll_flush(cx)
-    }
-}
-
 /// Any `futures-io` stream (async-io, async-net, futures-rustls, …) as a [`ByteStream`],
 /// and any [`ByteStream`] as a `futures-io` stream (for layering TLS over it).
 #[derive(Debug)]

@@ -48,6 +48,7 @@
 #![forbid(unsafe_code)]
 
 mod error;
+mod listener_owner;
 mod nutcracker;
 mod server;
 mod tempdir;

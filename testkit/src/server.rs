@@ -742,7 +742,7 @@ fn wait_ready(config: &Config, process: &mut Process) -> Result<(), TestkitError
                 stderr: process.stderr(),
             });
         }
-        let last_error = match probe(config) {
+        let last_error = match probe(config, process.pid) {
             Ok(Some(pid)) if pid == process.pid => return Ok(()),
             Ok(Some(pid)) => format!("the endpoint is served by another memcached (pid {pid})"),
             // No pid to compare: ready if our process is still the one alive.
@@ -770,10 +770,24 @@ fn wait_ready(config: &Config, process: &mut Process) -> Result<(), TestkitError
 
 /// One readiness probe: `Ok(Some(pid))` when the server answered with its pid, `Ok(None)` when
 /// it is up but the pid cannot be learnt (connect-only readiness, unknown credentials).
-fn probe(config: &Config) -> io::Result<Option<u32>> {
+///
+/// With connect-only readiness over TCP the listener must belong to `pid` (checked in
+/// `/proc` on Linux): a connection accepted by another process that holds the port (say a
+/// server started by a parallel test that was handed the same free port) is not readiness.
+fn probe(config: &Config, pid: u32) -> io::Result<Option<u32>> {
     let conn = Conn::connect(&config.endpoint, PROBE_CONNECT_TIMEOUT)?;
     if config.readiness == Readiness::Connect {
-        return Ok(None);
+        return match &config.endpoint {
+            Endpoint::Tcp(addr) => match crate::listener_owner::is_owned_by(addr.port(), pid) {
+                Some(true) => Ok(Some(pid)),
+                Some(false) => Err(io::Error::other(format!(
+                    "port {} is not (yet) served by memcached (pid {pid})",
+                    addr.port()
+                ))),
+                None => Ok(None),
+            },
+            Endpoint::Unix(_) => Ok(None),
+        };
     }
     conn.set_timeouts(PROBE_IO_TIMEOUT)?;
     let mut conn = BufReader::new(conn);

@@ -81,12 +81,10 @@ mod tests {
     fn this_process_owns_its_own_listener() {
         let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).unwrap();
         let port = listener.local_addr().unwrap().port();
-        if let Some(owned) = is_owned_by(port, std::process::id()) {
-            assert!(owned);
-            drop(listener);
-            assert_eq!(is_owned_by(port, std::process::id()), Some(false));
-        } else {
-            assert!(!cfg!(target_os = "linux"), "/proc must tell on Linux");
-        }
+        let pid = std::process::id();
+        let expected = |owned| cfg!(target_os = "linux").then_some(owned);
+        assert_eq!(is_owned_by(port, pid), expected(true));
+        drop(listener);
+        assert_eq!(is_owned_by(port, pid), expected(false));
     }
 }

@@ -41,6 +41,22 @@ impl Executor {
         })
     }
 
+    /// A tokio current-thread runtime (every task on the thread that blocks on it), and
+    /// mcache-tokio's [`Tokio`](mcache_tokio::Tokio) runtime on it.
+    pub fn tokio_current_thread() -> std::io::Result<Executor> {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()?;
+        let runtime = {
+            let _in = rt.enter();
+            mcache_tokio::Tokio::runtime()
+        };
+        Ok(Executor {
+            kind: Kind::Tokio(rt),
+            runtime,
+        })
+    }
+
     /// async-std's global executor, and mcache-async-std's
     /// [`AsyncIo::async_std`](mcache_async_std::AsyncIo::async_std) runtime on it.
     pub fn async_std() -> Executor {

@@ -4,7 +4,11 @@
 //! `Connection` over a blocking socket as baselines.
 //!
 //! `cargo run --release -p mcache-benches --bin e2e -- [--seconds N] [--runs N] [--pin]
-//! [--clients a,b,..] [--out FILE]`
+//! [--shape multi|current] [--clients a,b,..] [--out FILE]`
+//!
+//! `--shape` (see [`workload`]): `multi` (default) runs the tokio clients on a two-worker
+//! multi-thread runtime with keys in order; `current` runs them on one current-thread runtime
+//! with 10,000 keys (and 100 of 64 KiB) picked at random.
 //!
 //! The driver starts memcached, then runs each client in a process of its own
 //! (`e2e --client NAME --server HOST:PORT`, which prints its measurements), so that peak RSS and
@@ -21,25 +25,32 @@
 
 mod peers;
 mod report;
+mod workload;
 
 use mcache_benches::{run_load, Executor, Measurement};
 use mcache_client::{Client, Memcache};
 use mcache_proto::text::request::{Retrieve, RetrieveCommand, Store, StoreCommand};
 use mcache_proto::{Connection, Key, Request};
 use std::io::{Read, Write};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
-/// The tokio executor the tokio clients run on: two workers (one per core of these machines)
-/// unpinned, one when everything shares CPU 0.
+/// The tokio executor the tokio clients run on. In the `multi` shape: two workers (one per
+/// core of these machines) unpinned, one when everything shares CPU 0; in the `current` shape
+/// a current-thread runtime.
 pub(crate) fn tokio_executor(pin: bool) -> std::io::Result<Executor> {
-    Executor::tokio(if pin { 1 } else { 2 })
+    match workload::shape() {
+        workload::Shape::Multi => Executor::tokio(if pin { 1 } else { 2 }),
+        workload::Shape::Current => Executor::tokio_current_thread(),
+    }
 }
 
-/// Keys `key0..key999` hold 100-byte values; `big` holds 64 KiB.
-pub(crate) const KEYS: u64 = 1000;
+/// The 100-byte value of every key (see [`workload`] for which keys).
 pub(crate) const VALUE_100: &[u8] = &[b'v'; 100];
+/// The size of the large values.
+pub(crate) const BIG: usize = 64 * 1024;
 
 /// The measured scenarios.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -205,10 +216,12 @@ fn mcache_scenarios(
 
     let c = make(2)?;
     rt.block_on(async {
-        for i in 0..KEYS {
-            c.set(format!("key{i}"), VALUE_100, 0).await?;
+        for k in workload::all_keys() {
+            c.set(k, VALUE_100, 0).await?;
         }
-        c.set("big", vec![b'x'; 64 * 1024], 0).await?;
+        for k in workload::all_big_keys() {
+            c.set(k, vec![b'x'; BIG], 0).await?;
+        }
         Ok::<_, mcache_client::Error>(())
     })?;
     for (scenario, tasks) in [(Scenario::Get32, 32usize), (Scenario::Get256, 256)] {
@@ -216,21 +229,20 @@ fn mcache_scenarios(
         let m = run_load(rt, tasks, dur(scenario, secs), 1, move |i| {
             let c = c2.clone();
             async move {
-                let k = format!("key{}", i % KEYS);
+                let k = workload::key(i);
                 u64::from(matches!(c.get(k.as_str()).await, Ok(Some(_))))
             }
         });
         out.push((scenario, m));
     }
-    let keys: Vec<Key> = (0..100)
-        .map(|i| Key::new(format!("key{i}")))
-        .collect::<Result<_, _>>()?;
+    let keys: Arc<Vec<String>> = Arc::new(workload::all_keys().collect());
     let c2 = c.clone();
-    let m = run_load(rt, 8, dur(Scenario::Multi100, secs), 1, move |_| {
+    let m = run_load(rt, 8, dur(Scenario::Multi100, secs), 1, move |i| {
         let c = c2.clone();
         let keys = keys.clone();
         async move {
-            match c.get_multi(keys).await {
+            let start = workload::multi_start(i);
+            match c.get_multi(&keys[start..start + 100]).await {
                 Ok(v) => v.iter().filter(|v| v.is_some()).count() as u64,
                 Err(_) => 0,
             }
@@ -238,10 +250,10 @@ fn mcache_scenarios(
     });
     out.push((Scenario::Multi100, m));
     let c2 = c.clone();
-    let m = run_load(rt, 8, dur(Scenario::Big64k, secs), 1, move |_| {
+    let m = run_load(rt, 8, dur(Scenario::Big64k, secs), 1, move |i| {
         let c = c2.clone();
         async move {
-            match c.get("big").await {
+            match c.get(workload::big_key(i).as_str()).await {
                 Ok(Some(v)) => v.data.len() as u64,
                 _ => 0,
             }
@@ -394,6 +406,7 @@ fn run_worker(client: &str, addr: &str, secs: Duration, pin: bool) -> Result<Cli
     let mut cmd = std::process::Command::new(std::env::current_exe()?);
     cmd.args(["--client", client, "--server", addr, "--seconds"])
         .arg(secs.as_secs().to_string())
+        .args(["--shape", workload::shape().id()])
         .stderr(std::process::Stdio::inherit());
     if pin {
         cmd.arg("--pin");
@@ -551,6 +564,12 @@ fn main() -> Result<(), BoxError> {
             "--seconds" => secs = Duration::from_secs(args.next().ok_or("--seconds N")?.parse()?),
             "--runs" => runs = args.next().ok_or("--runs N")?.parse()?,
             "--pin" => pin = true,
+            "--shape" => {
+                let id = args.next().ok_or("--shape multi|current")?;
+                let shape =
+                    workload::Shape::from_id(&id).ok_or_else(|| format!("unknown shape {id}"))?;
+                workload::set_shape(shape);
+            }
             "--out" => out_file = Some(args.next().ok_or("--out FILE")?),
             "--client" => client = Some(args.next().ok_or("--client NAME")?),
             "--server" => server = Some(args.next().ok_or("--server HOST:PORT")?),

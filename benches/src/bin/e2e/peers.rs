@@ -10,7 +10,7 @@
 //!   the task count would give; each connection sits in its own `tokio::sync::Mutex`, locked
 //!   only by its task (uncontended), because both clients need `&mut self` per request.
 
-use crate::{dur, Scenario, KEYS, VALUE_100};
+use crate::{dur, workload, Scenario, BIG, VALUE_100};
 use async_memcached::AsciiProtocol;
 use mcache_benches::{run_load, run_threads, Executor, Measurement};
 use std::future::Future;
@@ -153,13 +153,15 @@ where
     let setup = open(rt, &connect, 1)?;
     rt.block_on(async {
         let mut c = setup[0].lock().await;
-        for i in 0..KEYS {
-            if !c.set(&format!("key{i}"), VALUE_100).await {
+        for k in workload::all_keys() {
+            if !c.set(&k, VALUE_100).await {
                 return Err(BoxError::from("preload set failed"));
             }
         }
-        if !c.set("big", &vec![b'x'; 64 * 1024]).await {
-            return Err(BoxError::from("preload set of the 64 KiB value failed"));
+        for k in workload::all_big_keys() {
+            if !c.set(&k, &vec![b'x'; BIG]).await {
+                return Err(BoxError::from("preload set of a 64 KiB value failed"));
+            }
         }
         Ok(())
     })?;
@@ -170,21 +172,22 @@ where
             let pool = pool.clone();
             async move {
                 let mut c = own(&pool, i).lock().await;
-                let k = format!("key{}", i % KEYS);
+                let k = workload::key(i);
                 u64::from(c.get(&k).await.is_some())
             }
         });
         out.push((scenario, m));
     }
 
-    let keys: Arc<Vec<String>> = Arc::new((0..100).map(|i| format!("key{i}")).collect());
+    let keys: Arc<Vec<String>> = Arc::new(workload::all_keys().collect());
     let pool = open(rt, &connect, 8)?;
     let m = run_load(rt, 8, dur(Scenario::Multi100, secs), 1, move |i| {
         let pool = pool.clone();
         let keys = keys.clone();
         async move {
             let mut c = own(&pool, i).lock().await;
-            c.get_multi(&keys).await
+            let start = workload::multi_start(i);
+            c.get_multi(&keys[start..start + 100]).await
         }
     });
     out.push((Scenario::Multi100, m));
@@ -194,7 +197,7 @@ where
         let pool = pool.clone();
         async move {
             let mut c = own(&pool, i).lock().await;
-            c.get("big").await.unwrap_or(0) as u64
+            c.get(&workload::big_key(i)).await.unwrap_or(0) as u64
         }
     });
     out.push((Scenario::Big64k, m));
@@ -238,30 +241,34 @@ pub(crate) fn memcache_scenarios(
     });
     out.push((Scenario::Sequential, m));
 
-    for i in 0..KEYS {
-        c.set(&format!("key{i}"), VALUE_100, 0)?;
+    for k in workload::all_keys() {
+        c.set(&k, VALUE_100, 0)?;
     }
-    c.set("big", &vec![b'x'; 64 * 1024][..], 0)?;
+    for k in workload::all_big_keys() {
+        c.set(&k, &vec![b'x'; BIG][..], 0)?;
+    }
 
     for (scenario, threads) in [(Scenario::Get32, 32usize), (Scenario::Get256, 256)] {
         let c = memcache_client(addr, threads as u32, tuned)?;
-        let m = run_threads(threads, dur(scenario, secs), 1, |_, i| {
-            let k = format!("key{}", i % KEYS);
+        let m = run_threads(threads, dur(scenario, secs), 1, |t, i| {
+            let k = workload::key(((t as u64) << 32) | i);
             u64::from(matches!(c.get::<Vec<u8>>(&k), Ok(Some(_))))
         });
         out.push((scenario, m));
     }
 
-    let names: Vec<String> = (0..100).map(|i| format!("key{i}")).collect();
+    let names: Vec<String> = workload::all_keys().collect();
     let keys: Vec<&str> = names.iter().map(String::as_str).collect();
     let c = memcache_client(addr, 8, tuned)?;
-    let m = run_threads(8, dur(Scenario::Multi100, secs), 1, |_, _| {
-        c.gets::<Vec<u8>>(&keys).map_or(0, |v| v.len() as u64)
+    let m = run_threads(8, dur(Scenario::Multi100, secs), 1, |t, i| {
+        let start = workload::multi_start(((t as u64) << 32) | i);
+        c.gets::<Vec<u8>>(&keys[start..start + 100])
+            .map_or(0, |v| v.len() as u64)
     });
     out.push((Scenario::Multi100, m));
 
-    let m = run_threads(8, dur(Scenario::Big64k, secs), 1, |_, _| {
-        c.get::<Vec<u8>>("big")
+    let m = run_threads(8, dur(Scenario::Big64k, secs), 1, |t, i| {
+        c.get::<Vec<u8>>(&workload::big_key(((t as u64) << 32) | i))
             .ok()
             .flatten()
             .map_or(0, |v| v.len() as u64)

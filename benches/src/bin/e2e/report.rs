@@ -146,7 +146,18 @@ pub(crate) fn markdown(
     } else {
         "unpinned"
     };
-    let _ = writeln!(md, "#### Placement: {placement}\n");
+    let shape = crate::workload::shape();
+    let keys = match shape {
+        crate::workload::Shape::Multi => {
+            "keys in order: 1,000 of 100 B, one of 64 KiB, the same 100 keys per multi-get"
+        }
+        crate::workload::Shape::Current => {
+            "10,000 keys of 100 B and 100 of 64 KiB, each request's key picked at random, \
+             100 consecutive keys from a random start per multi-get"
+        }
+    };
+    let _ = writeln!(md, "#### Shape `{}`, placement: {placement}\n", shape.id());
+    let _ = writeln!(md, "Workload: {keys}.\n");
     let _ = writeln!(
         md,
         "Machine: {}. 100-byte values unless stated; {} s per scenario; {}; each client in a \
@@ -278,12 +289,18 @@ pub(crate) fn markdown(
          32 connections{}.",
         if pin { ", under `taskset -c 0`" } else { "" }
     );
+    let runtime = match crate::workload::shape() {
+        crate::workload::Shape::Multi => format!(
+            "a multi-thread runtime with {} worker thread(s)",
+            if pin { 1 } else { 2 }
+        ),
+        crate::workload::Shape::Current => "one current-thread runtime".to_string(),
+    };
     let _ = writeln!(
         md,
-        "\nThe tokio runtime has {} worker thread(s) for every tokio client; the scenarios with \
-         32/256 tasks use 32/256 tokio tasks (async clients) or OS threads (memcache); \
-         multi-get and 64 KiB use 8.",
-        if pin { 1 } else { 2 }
+        "\nEvery tokio client runs on {runtime}; async-std's clients on async-std's own \
+         executor. The scenarios with 32/256 tasks use 32/256 tasks (async clients) or OS \
+         threads (memcache); multi-get and 64 KiB use 8."
     );
     if !r.failures.is_empty() {
         let _ = writeln!(md, "\nFailures:\n");

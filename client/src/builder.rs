@@ -12,7 +12,6 @@ use crate::runtime::Runtime;
 use crate::settings::Settings;
 use crate::stats::ServerCounters;
 use crate::url::{parse_url, ParseError};
-use async_lock::Semaphore;
 use futures_channel::mpsc;
 use mcache_proto::{Error, Failover, HashMode, HealthPolicy, ProxyKind, ServerSpec};
 use std::sync::atomic::AtomicUsize;
@@ -353,11 +352,7 @@ impl Builder {
                         stream,
                         counters,
                     );
-                    rt.spawn(Box::pin(driver));
-                    ConnectionHandle {
-                        tx,
-                        slots: Arc::new(Semaphore::new(settings.max_in_flight)),
-                    }
+                    ConnectionHandle::spawn(&*rt, driver, tx, settings.max_in_flight)
                 })
                 .collect();
             servers.push(Server {

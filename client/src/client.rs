@@ -4,7 +4,7 @@
 //! connection tasks and awaits their replies.
 
 use crate::builder::Builder;
-use crate::driver::{Command, Reply};
+use crate::driver::{Command, Driver, Reply, Shared};
 use crate::endpoint::Endpoint;
 use crate::join::join_all;
 use crate::memcache::Memcache;
@@ -17,8 +17,10 @@ use mcache_proto::pool::Plan;
 use mcache_proto::text::request::{Retrieve, RetrieveCommand};
 use mcache_proto::{AsKey, Error, Key, KeyError, Request, Response, Stat, Value};
 use std::future::Future;
+use std::pin::Pin;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
+use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 use tracing::Instrument as _;
 
@@ -56,11 +58,65 @@ pub(crate) struct Server {
     pub(crate) next: AtomicUsize,
 }
 
-/// The way into one connection task: its request channel and its in-flight slots.
+/// The way into one connection: its task's request channel, its in-flight slots, and the
+/// shared driver an idle connection's callers use inline.
 #[derive(Debug)]
 pub(crate) struct ConnectionHandle {
-    pub(crate) tx: mpsc::UnboundedSender<Command>,
+    tx: mpsc::UnboundedSender<Command>,
     pub(crate) slots: Arc<Semaphore>,
+    driver: Arc<Shared>,
+}
+
+impl ConnectionHandle {
+    /// Spawns `driver`'s task on `rt`; `tx` is the sending end of the driver's channel.
+    pub(crate) fn spawn(
+        rt: &dyn Runtime,
+        driver: Driver,
+        tx: mpsc::UnboundedSender<Command>,
+        max_in_flight: usize,
+    ) -> ConnectionHandle {
+        let driver = Shared::new(driver);
+        rt.spawn(Box::pin(driver.task()));
+        ConnectionHandle {
+            tx,
+            slots: Arc::new(Semaphore::new(max_in_flight)),
+            driver,
+        }
+    }
+}
+
+/// A request handed to a connection, and how its reply comes back.
+enum Queued<'a> {
+    /// Through the connection task.
+    Task(oneshot::Receiver<Result<Response, Error>>),
+    /// Written and read by the caller itself (the connection was idle).
+    Inline(InlineReply<'a>),
+}
+
+/// The reply of a request put straight into an idle connection: while waiting, the caller
+/// moves the connection's bytes itself; when done or dropped, it hands the connection back
+/// to its task.
+struct InlineReply<'a> {
+    rx: oneshot::Receiver<Result<Response, Error>>,
+    driver: &'a Shared,
+}
+
+impl Future for InlineReply<'_> {
+    type Output = Result<Result<Response, Error>, oneshot::RecvError>;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        if let Poll::Ready(r) = Pin::new(&mut self.rx).poll(cx) {
+            return Poll::Ready(r);
+        }
+        self.driver.drive_inline(cx);
+        Pin::new(&mut self.rx).poll(cx)
+    }
+}
+
+impl Drop for InlineReply<'_> {
+    fn drop(&mut self) {
+        self.driver.settle();
+    }
 }
 
 impl Client {
@@ -223,7 +279,7 @@ impl Client {
         server: usize,
         request: Request,
         deadline: Option<Instant>,
-    ) -> Result<oneshot::Receiver<Result<Response, Error>>, Error> {
+    ) -> Result<Queued<'_>, Error> {
         if let Some(c) = self.inner.pool.counters(server) {
             c.request();
         }
@@ -258,14 +314,21 @@ impl Client {
             Some(c) => reply.gauged(c.in_flight()),
             None => reply,
         };
+        let cmd = Command {
+            request,
+            reply,
+            deadline,
+        };
+        let Err(cmd) = conn.driver.try_inline(cmd) else {
+            return Ok(Queued::Inline(InlineReply {
+                rx,
+                driver: &conn.driver,
+            }));
+        };
         conn.tx
-            .unbounded_send(Command {
-                request,
-                reply,
-                deadline,
-            })
+            .unbounded_send(cmd)
             .map_err(|_| Error::Unavailable(format!("{}: client shut down", s.endpoint)))?;
-        Ok(rx)
+        Ok(Queued::Task(rx))
     }
 
     /// Awaits a queued request's reply (in `span`, the command's trace span), counts it, and
@@ -274,15 +337,16 @@ impl Client {
     async fn reply(
         &self,
         server: usize,
-        queued: Result<oneshot::Receiver<Result<Response, Error>>, Error>,
+        queued: Result<Queued<'_>, Error>,
         span: tracing::Span,
         started: Instant,
     ) -> Result<Response, Error> {
+        let ended = |_| -> Result<Response, Error> {
+            Err(Error::Unavailable("the connection task ended".into()))
+        };
         let r = match queued {
-            Ok(rx) => rx
-                .instrument(span)
-                .await
-                .unwrap_or_else(|_| Err(Error::Unavailable("the connection task ended".into()))),
+            Ok(Queued::Task(rx)) => rx.instrument(span).await.unwrap_or_else(ended),
+            Ok(Queued::Inline(inline)) => inline.instrument(span).await.unwrap_or_else(ended),
             Err(e) => Err(e),
         };
         let pool = &self.inner.pool;

@@ -16,6 +16,15 @@
 //! A connection closed for safety by a server that did answer (a malformed reply, a rejected
 //! storage command, a reply over a limit, `quit`) is replaced at once, and the requests queued
 //! behind it wait for the new connection instead of failing.
+//!
+//! The driver lives in a [`Shared`] lock that its task and callers both use. A caller that
+//! finds the connection idle (up, nothing queued, nothing in flight) does not hop to the task:
+//! it puts its request into the connection itself ([`Shared::try_inline`]), and while it waits
+//! it writes and reads with its own waker ([`Shared::drive_inline`]), so a lone request costs
+//! one wake-up. The task keeps the channel and the timer: it is woken when the timer must
+//! cover the inline request's deadline, and an inline caller that leaves hands the stream's
+//! read interest back to it ([`Shared::settle`]). Under pipelined load callers go through the
+//! channel, and the task writes many requests at once.
 
 use crate::connect::connect;
 use crate::endpoint::Endpoint;
@@ -31,8 +40,8 @@ use mcache_proto::{Connection, Error, PoisonReason, Request, Response, Waiters};
 use std::collections::VecDeque;
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::Arc;
-use std::task::{Context, Poll};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError, TryLockError};
+use std::task::{Context, Poll, Waker};
 use std::time::{Duration, Instant};
 
 /// A caller's request, where its reply goes, and when the caller stops waiting.
@@ -112,6 +121,8 @@ pub(crate) struct Driver {
     counters: Arc<ServerCounters>,
     /// A connection was opened before: the next one is a reconnect.
     connected_once: bool,
+    /// The task's waker, from its last poll: inline callers wake it to hand work back.
+    task: Option<Waker>,
 }
 
 enum Link {
@@ -161,6 +172,7 @@ impl Driver {
             timer_at: None,
             counters,
             connected_once,
+            task: None,
         }
     }
 
@@ -356,7 +368,172 @@ impl Future for Driver {
     type Output = ();
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
-        self.get_mut().poll_drive(cx)
+        let this = self.get_mut();
+        if !this.task.as_ref().is_some_and(|w| w.will_wake(cx.waker())) {
+            this.task = Some(cx.waker().clone());
+        }
+        this.poll_drive(cx)
+    }
+}
+
+/// The inline path (see the module docs).
+impl Driver {
+    /// Wakes the task, if it has been polled yet.
+    fn wake_task(&self) {
+        if let Some(w) = &self.task {
+            w.wake_by_ref();
+        }
+    }
+
+    /// Puts `cmd` into the connection if it is idle (up, nothing queued, nothing in flight,
+    /// nothing left to write) and the task has run; gives it back otherwise.
+    fn try_inline(&mut self, cmd: Command) -> Result<(), Command> {
+        let Link::Up(s) = &mut self.link else {
+            return Err(cmd);
+        };
+        let idle = self.queue.is_empty() && s.conn.in_flight() == 0 && s.out.is_empty();
+        if !idle || self.task.is_none() || s.conn.poisoned().is_some() {
+            return Err(cmd);
+        }
+        match s.conn.send(cmd.request) {
+            Ok(id) => s.waiters.push(id, cmd.deadline, cmd.reply),
+            Err(e) => cmd.reply.send(Err(e)),
+        }
+        self.ensure_timer();
+        Ok(())
+    }
+
+    /// Wakes the task if its timer would fire after the next deadline (a request's timeout,
+    /// or the read timeout of bytes just written inline), so that it re-arms it.
+    fn ensure_timer(&self) {
+        if let Some(at) = self.next_deadline() {
+            if self.timer_at.is_none_or(|armed| armed > at) {
+                self.wake_task();
+            }
+        }
+    }
+
+    /// Writes and reads with the caller's waker, delivering what arrives. The channel and the
+    /// timer stay the task's; a failed connection is left to the task.
+    fn drive_inline(&mut self, cx: &mut Context<'_>) {
+        let now = self.rt.now();
+        for _ in 0..ROUNDS_PER_POLL {
+            let Link::Up(s) = &mut self.link else {
+                return;
+            };
+            let wrote = s.write(cx, now);
+            let mut progress = wrote | s.read(cx, now);
+            progress |= s.deliver();
+            if s.conn.poisoned().is_some() {
+                // The task fails the callers and replaces the connection.
+                self.wake_task();
+                return;
+            }
+            if wrote {
+                // Written bytes start the read timeout.
+                self.ensure_timer();
+            }
+            if !progress {
+                return;
+            }
+        }
+        cx.waker().wake_by_ref();
+    }
+
+    /// An inline caller is leaving: the task's waker takes over the stream's read interest (a
+    /// read that finds nothing only registers it), and the task is woken if anything is left
+    /// to write or to handle.
+    fn settle(&mut self) {
+        let now = self.rt.now();
+        let Some(task) = self.task.clone() else {
+            return;
+        };
+        let Link::Up(s) = &mut self.link else {
+            return;
+        };
+        let mut cx = Context::from_waker(&task);
+        while s.read(&mut cx, now) {
+            s.deliver();
+            if s.conn.poisoned().is_some() {
+                break;
+            }
+        }
+        if !s.out.is_empty() || s.unflushed || s.conn.poisoned().is_some() {
+            task.wake_by_ref();
+        }
+    }
+}
+
+/// A connection's driver, shared by its task ([`DriverTask`]) and inline callers.
+pub(crate) struct Shared {
+    driver: Mutex<Driver>,
+}
+
+impl Shared {
+    /// Shares `driver`; run [`Shared::task`] on the runtime.
+    pub(crate) fn new(driver: Driver) -> Arc<Shared> {
+        Arc::new(Shared {
+            driver: Mutex::new(driver),
+        })
+    }
+
+    /// The connection's task.
+    pub(crate) fn task(self: &Arc<Self>) -> DriverTask {
+        DriverTask(self.clone())
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Driver> {
+        // The driver's state stays consistent at every step; a panic elsewhere (a waker) does
+        // not make it unusable.
+        self.driver.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn try_lock(&self) -> Option<MutexGuard<'_, Driver>> {
+        match self.driver.try_lock() {
+            Ok(d) => Some(d),
+            Err(TryLockError::Poisoned(p)) => Some(p.into_inner()),
+            Err(TryLockError::WouldBlock) => None,
+        }
+    }
+
+    /// Puts `cmd` straight into an idle connection (see [`Driver::try_inline`]); gives it
+    /// back when the connection is busy, not up, or held by the task right now.
+    pub(crate) fn try_inline(&self, cmd: Command) -> Result<(), Command> {
+        match self.try_lock() {
+            Some(mut d) => d.try_inline(cmd),
+            None => Err(cmd),
+        }
+    }
+
+    /// Moves bytes with the caller's waker, unless the task holds the driver right now (it
+    /// then does the same work, and delivers through the caller's reply channel).
+    pub(crate) fn drive_inline(&self, cx: &mut Context<'_>) {
+        if let Some(mut d) = self.try_lock() {
+            d.drive_inline(cx);
+        }
+    }
+
+    /// An inline caller is done or gone: hands the stream back to the task.
+    pub(crate) fn settle(&self) {
+        self.lock().settle();
+    }
+}
+
+impl std::fmt::Debug for Shared {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Shared").finish_non_exhaustive()
+    }
+}
+
+/// The task of one connection: drives the shared driver until every client handle is gone.
+pub(crate) struct DriverTask(Arc<Shared>);
+
+impl Future for DriverTask {
+    type Output = ();
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+        let mut driver = self.0.lock();
+        Pin::new(&mut *driver).poll(cx)
     }
 }
 

@@ -495,3 +495,193 @@ fn unavailable_while_down_is_a_typed_error() {
     }
     let _ = DecodeError::ReplyTooLarge { max: 0 };
 }
+
+/// A waker that counts its wake-ups.
+#[derive(Default)]
+struct Counting(std::sync::atomic::AtomicUsize);
+
+impl std::task::Wake for Counting {
+    fn wake(self: Arc<Self>) {
+        self.wake_by_ref();
+    }
+    fn wake_by_ref(self: &Arc<Self>) {
+        self.0.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+    }
+}
+
+impl Counting {
+    fn count(&self) -> usize {
+        self.0.load(std::sync::atomic::Ordering::SeqCst)
+    }
+}
+
+/// A shared driver whose task is polled by hand with a counting waker, and callers that use
+/// the inline path.
+struct InlineRig {
+    rt: ManualRuntime,
+    // Kept so that the driver's channel stays open.
+    _tx: mpsc::UnboundedSender<Command>,
+    shared: Arc<Shared>,
+    task: DriverTask,
+    task_wakes: Arc<Counting>,
+    slots: Arc<Semaphore>,
+}
+
+impl InlineRig {
+    fn new(stream: &MemStream) -> InlineRig {
+        let r = rig(stream);
+        let shared = Shared::new(r.driver);
+        let task = shared.task();
+        let mut rig = InlineRig {
+            rt: r.rt,
+            _tx: r.tx,
+            shared,
+            task,
+            task_wakes: Arc::default(),
+            slots: r.slots,
+        };
+        assert!(rig.poll_task().is_pending());
+        rig
+    }
+
+    fn poll_task(&mut self) -> Poll<()> {
+        let waker = Waker::from(self.task_wakes.clone());
+        Pin::new(&mut self.task).poll(&mut Context::from_waker(&waker))
+    }
+
+    /// Puts `request` into the connection inline (it must be idle); its reply channel.
+    fn inline(&self, request: Request, timeout: Duration) -> Rx {
+        let (reply, rx) = Reply::new(self.slots.try_acquire_arc().unwrap());
+        let deadline = Some(self.rt.now() + timeout);
+        let cmd = Command {
+            request,
+            reply,
+            deadline,
+        };
+        assert!(
+            self.shared.try_inline(cmd).is_ok(),
+            "the connection was idle"
+        );
+        rx
+    }
+
+    /// One poll of an inline caller with `waker`.
+    fn drive(&self, waker: &Arc<Counting>) {
+        let waker = Waker::from(waker.clone());
+        self.shared.drive_inline(&mut Context::from_waker(&waker));
+    }
+}
+
+#[test]
+fn a_caller_on_an_idle_connection_writes_and_reads_itself_without_waking_the_task() {
+    let server = MemStream::new();
+    let mut r = InlineRig::new(&server);
+    let caller = Arc::new(Counting::default());
+
+    // The first request wakes the task, to arm its timer for the request's deadline.
+    let mut rx = r.inline(get("a"), SECOND);
+    r.drive(&caller);
+    assert_eq!(server.take_written(), b"get a\r\n", "written by the caller");
+    assert!(r.task_wakes.count() >= 1);
+    assert!(r.poll_task().is_pending());
+    let wakes = r.task_wakes.count();
+    server.send(b"VALUE a 0 1\r\nA\r\nEND\r\n");
+    r.drive(&caller);
+    assert_eq!(value_of(reply(&mut rx)), b"A");
+    r.shared.settle();
+
+    // From then on the armed timer covers later deadlines: no wake-up of the task at all.
+    for i in 0..5 {
+        r.rt.advance(Duration::from_millis(1));
+        let mut rx = r.inline(get("b"), SECOND);
+        r.drive(&caller);
+        assert_eq!(server.take_written(), b"get b\r\n");
+        server.send(b"VALUE b 0 1\r\nB\r\nEND\r\n");
+        r.drive(&caller);
+        assert_eq!(value_of(reply(&mut rx)), b"B", "request {i}");
+        r.shared.settle();
+    }
+    assert_eq!(r.task_wakes.count(), wakes, "no hop per request");
+}
+
+#[test]
+fn a_stalled_inline_request_times_out_through_the_task_timer() {
+    let server = MemStream::new();
+    let mut r = InlineRig::new(&server);
+    let caller = Arc::new(Counting::default());
+    let mut rx = r.inline(get("a"), SECOND);
+    r.drive(&caller);
+    assert_eq!(server.take_written(), b"get a\r\n");
+    assert!(r.task_wakes.count() >= 1, "the task must arm its timer");
+    assert!(r.poll_task().is_pending());
+    r.rt.advance(SECOND);
+    assert!(r.poll_task().is_pending());
+    assert_eq!(reply(&mut rx), Some(Err(Error::Timeout)));
+    // The abandoned request's late reply is read and dropped (until then the connection is
+    // not idle); the next caller gets its own.
+    server.send(b"VALUE a 0 1\r\nA\r\nEND\r\n");
+    assert!(r.poll_task().is_pending());
+    let mut rx = r.inline(get("b"), SECOND);
+    r.drive(&caller);
+    server.send(b"VALUE b 0 1\r\nB\r\nEND\r\n");
+    r.drive(&caller);
+    assert!(r.poll_task().is_pending());
+    assert_eq!(value_of(reply(&mut rx)), b"B");
+}
+
+#[test]
+fn a_busy_connection_refuses_the_inline_path() {
+    let server = MemStream::new();
+    let r = InlineRig::new(&server);
+    let caller = Arc::new(Counting::default());
+    let _first = r.inline(get("a"), SECOND);
+    let (reply, _rx) = Reply::new(r.slots.try_acquire_arc().unwrap());
+    let cmd = Command {
+        request: get("b"),
+        reply,
+        deadline: None,
+    };
+    assert!(r.shared.try_inline(cmd).is_err(), "a request is in flight");
+    r.drive(&caller);
+    assert_eq!(server.take_written(), b"get a\r\n");
+}
+
+#[test]
+fn a_caller_dropped_mid_write_hands_the_rest_to_the_task() {
+    let server = MemStream::new();
+    let mut r = InlineRig::new(&server);
+    let caller = Arc::new(Counting::default());
+    assert!(r.poll_task().is_pending());
+    let wakes_before = r.task_wakes.count();
+    server.set_write_chunk(3);
+    server.set_write_blocked(true);
+    let rx = r.inline(set("k", b"value"), SECOND);
+    r.drive(&caller);
+    assert!(server.take_written().is_empty());
+    // The caller gives up: the request is abandoned, but its bytes must still go out whole,
+    // or the connection would be left mid-frame.
+    drop(rx);
+    r.shared.settle();
+    assert!(
+        r.task_wakes.count() > wakes_before,
+        "the task was handed the write"
+    );
+    server.set_write_blocked(false);
+    assert!(r.poll_task().is_pending());
+    assert_eq!(server.take_written(), b"set k 0 0 5\r\nvalue\r\n");
+}
+
+#[test]
+fn an_inline_caller_sees_a_closed_connection_fail_and_the_task_replace_it() {
+    let server = MemStream::new();
+    let mut r = InlineRig::new(&server);
+    let caller = Arc::new(Counting::default());
+    let mut rx = r.inline(get("a"), SECOND);
+    r.drive(&caller);
+    let wakes = r.task_wakes.count();
+    server.close();
+    r.drive(&caller);
+    assert!(r.task_wakes.count() > wakes, "the task handles the failure");
+    assert!(r.poll_task().is_pending());
+    assert!(matches!(reply(&mut rx), Some(Err(Error::Poisoned(_)))));
+}

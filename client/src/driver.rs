@@ -33,7 +33,7 @@ use crate::runtime::{BoxFuture, Runtime, Timer};
 use crate::settings::Settings;
 use crate::stats::ServerCounters;
 use async_lock::SemaphoreGuardArc;
-use bytes::{Bytes, BytesMut};
+use bytes::Bytes;
 use futures_channel::mpsc;
 use futures_core::Stream as _;
 use mcache_proto::{Connection, Error, PoisonReason, Request, Response, Waiters};
@@ -552,7 +552,6 @@ struct Session {
     out: Bytes,
     /// Bytes went to the stream and no flush has completed since: a TLS stream may hold some.
     unflushed: bool,
-    rbuf: BytesMut,
     read_size: usize,
     /// Reads in a row that used under a quarter of `read_size`.
     small_reads: u8,
@@ -568,7 +567,6 @@ impl Session {
             waiters: Waiters::default(),
             out: Bytes::new(),
             unflushed: false,
-            rbuf: BytesMut::new(),
             read_size: MIN_READ,
             small_reads: 0,
             served: false,
@@ -652,19 +650,29 @@ impl Session {
         false
     }
 
-    /// Reads what the stream has and feeds the connection.
+    /// Reads what the stream has straight into the connection's read buffer, and decodes.
+    ///
+    /// Reads are sized from what the decoder knows: when a reply's data block is partly read,
+    /// the decoder has reserved room for all of it (at the length the header declared, once),
+    /// and the read may fill that room; the value is then handed out as a slice of that one
+    /// buffer, never copied.
     fn read(&mut self, cx: &mut Context<'_>, now: Instant) -> bool {
-        let max = self.read_size;
-        self.rbuf.reserve(max);
-        match self.stream.poll_read_buf(cx, &mut self.rbuf, max) {
+        let input = self.conn.read_buf();
+        let room = input.capacity() - input.len();
+        let max = if input.is_empty() {
+            self.read_size
+        } else {
+            room.max(self.read_size)
+        };
+        input.reserve(max);
+        match self.stream.poll_read_buf(cx, input, max) {
             Poll::Ready(Ok(0)) => {
                 self.conn.receive_eof();
                 true
             }
             Poll::Ready(Ok(n)) => {
                 self.size_next_read(n, max);
-                // Moved into the connection without a copy when it holds no partial frame.
-                self.conn.receive_buf(&mut self.rbuf, now);
+                self.conn.process(now);
                 true
             }
             Poll::Ready(Err(e)) => {

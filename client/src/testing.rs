@@ -188,6 +188,8 @@ struct Wire {
     /// The server closed: reads return 0 once `to_client` is empty.
     closed: bool,
     writes: usize,
+    /// The room each read offered, in order.
+    offered: Vec<usize>,
 }
 
 /// The client's end of an in-memory connection; clones share it, so the test keeps one to
@@ -213,6 +215,11 @@ impl MemStream {
     /// Number of successful write calls so far.
     pub(crate) fn writes(&self) -> usize {
         self.0.lock().unwrap().writes
+    }
+
+    /// The room each read that returned bytes offered, taken.
+    pub(crate) fn take_offered(&self) -> Vec<usize> {
+        std::mem::take(&mut self.0.lock().unwrap().offered)
     }
 
     pub(crate) fn set_read_chunk(&self, n: usize) {
@@ -243,6 +250,7 @@ impl ByteStream for MemStream {
                 Poll::Pending
             };
         }
+        w.offered.push(buf.len());
         let n = buf
             .len()
             .min(w.to_client.len())

@@ -685,3 +685,34 @@ fn an_inline_caller_sees_a_closed_connection_fail_and_the_task_replace_it() {
     assert!(r.poll_task().is_pending());
     assert!(matches!(reply(&mut rx), Some(Err(Error::Poisoned(_)))));
 }
+
+#[test]
+fn a_large_value_is_read_into_room_sized_from_its_header_in_one_read() {
+    let server = MemStream::new();
+    let mut r = rig(&server);
+    let mut rx = r.call(get("big"), Some(SECOND));
+    assert!(r.poll().is_pending());
+    server.take_written();
+    let value = vec![b'x'; 256 * 1024];
+    let mut wire = b"VALUE big 0 262144\r\n".to_vec();
+    wire.extend_from_slice(&value);
+    wire.extend_from_slice(b"\r\nEND\r\n");
+    // The header and a little data first: the driver learns the declared length.
+    server.send(&wire[..100]);
+    assert!(r.poll().is_pending());
+    assert!(reply_is_pending(&mut rx));
+    server.take_offered();
+    // The rest arrives at once: one read takes all of it, into room reserved for the block.
+    server.send(&wire[100..]);
+    assert!(r.poll().is_pending());
+    let offered = server.take_offered();
+    assert!(
+        offered[0] >= wire.len() - 100 - b"END\r\n".len(),
+        "the first read after the header offered {offered:?}"
+    );
+    assert_eq!(value_of(reply(&mut rx)), value);
+}
+
+fn reply_is_pending(rx: &mut Rx) -> bool {
+    matches!(rx.try_recv(), Err(oneshot::TryRecvError::Empty))
+}

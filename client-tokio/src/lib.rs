@@ -135,10 +135,11 @@ impl<T: AsyncRead + AsyncWrite + Unpin + Send + 'static> ByteStream for Io<T> {
         &mut self,
         cx: &mut Context<'_>,
         buf: &mut BytesMut,
-        _: usize,
+        max: usize,
     ) -> Poll<io::Result<usize>> {
-        // Uninitialised room costs nothing here: read into all of it.
-        tokio_util::io::poll_read_buf(Pin::new(&mut self.0), cx, buf)
+        // Into uninitialised room (which costs nothing), at most `max` bytes.
+        let mut room = bytes::BufMut::limit(buf, max);
+        tokio_util::io::poll_read_buf(Pin::new(&mut self.0), cx, &mut room)
     }
 
     fn poll_write(&mut self, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {

@@ -102,6 +102,14 @@ const ROUNDS_PER_POLL: usize = 32;
 const MIN_READ: usize = 4 * 1024;
 const MAX_READ: usize = 64 * 1024;
 const SHRINK_AFTER: u8 = 16;
+/// Largest read sized from a value's declared length: a reply starting after one of that
+/// size is read whole into one buffer (no copy of its first bytes when its block turns out
+/// to be large). Larger values are still read into room reserved at their length, only their
+/// first read is copied.
+const MAX_SIZED_READ: usize = 1024 * 1024;
+/// What follows a retrieval's last value (`END\r\n`): sized reads include it, so that the
+/// next reply starts a read of its own.
+const VALUES_TRAILER: usize = b"END\r\n".len();
 
 /// The connection task of one connection slot of a server.
 pub(crate) struct Driver {
@@ -386,8 +394,10 @@ impl Driver {
     }
 
     /// Puts `cmd` into the connection if it is idle (up, nothing queued, nothing in flight,
-    /// nothing left to write) and the task has run; gives it back otherwise.
-    fn try_inline(&mut self, cmd: Command) -> Result<(), Command> {
+    /// nothing left to write) and the task has run; gives it back otherwise. `Ok(true)` when
+    /// the caller should let other callers run before it writes: the last read completed
+    /// several replies, so their callers are about to send too, and one write can carry all.
+    fn try_inline(&mut self, cmd: Command) -> Result<bool, Command> {
         let Link::Up(s) = &mut self.link else {
             return Err(cmd);
         };
@@ -399,8 +409,19 @@ impl Driver {
             Ok(id) => s.waiters.push(id, cmd.deadline, cmd.reply),
             Err(e) => cmd.reply.send(Err(e)),
         }
+        let defer = s.last_delivered > 1;
         self.ensure_timer();
-        Ok(())
+        Ok(defer)
+    }
+
+    /// Takes what callers queued on the channel meanwhile, without registering for it (the
+    /// channel's wake-ups stay the task's).
+    fn accept_now(&mut self) {
+        while let Ok(cmd) = self.rx.try_recv() {
+            if !cmd.reply.is_canceled() {
+                self.queue.push_back(cmd);
+            }
+        }
     }
 
     /// Wakes the task if its timer would fire after the next deadline (a request's timeout,
@@ -418,9 +439,11 @@ impl Driver {
     fn drive_inline(&mut self, cx: &mut Context<'_>) {
         let now = self.rt.now();
         for _ in 0..ROUNDS_PER_POLL {
+            self.accept_now();
             let Link::Up(s) = &mut self.link else {
                 return;
             };
+            s.dispatch(&mut self.queue, self.settings.max_in_flight);
             let wrote = s.write(cx, now);
             let mut progress = wrote | s.read(cx, now);
             progress |= s.deliver();
@@ -496,9 +519,10 @@ impl Shared {
         }
     }
 
-    /// Puts `cmd` straight into an idle connection (see [`Driver::try_inline`]); gives it
-    /// back when the connection is busy, not up, or held by the task right now.
-    pub(crate) fn try_inline(&self, cmd: Command) -> Result<(), Command> {
+    /// Puts `cmd` straight into an idle connection (see [`Driver::try_inline`]: `Ok(true)`
+    /// asks the caller to yield once before writing); gives it back when the connection is
+    /// busy, not up, or held by the task right now.
+    pub(crate) fn try_inline(&self, cmd: Command) -> Result<bool, Command> {
         match self.try_lock() {
             Some(mut d) => d.try_inline(cmd),
             None => Err(cmd),
@@ -557,6 +581,8 @@ struct Session {
     small_reads: u8,
     /// The server answered at least one request on this connection.
     served: bool,
+    /// How many replies the last read that completed any completed.
+    last_delivered: usize,
 }
 
 impl Session {
@@ -570,6 +596,7 @@ impl Session {
             read_size: MIN_READ,
             small_reads: 0,
             served: false,
+            last_delivered: 0,
         }
     }
 
@@ -657,12 +684,20 @@ impl Session {
     /// and the read may fill that room; the value is then handed out as a slice of that one
     /// buffer, never copied.
     fn read(&mut self, cx: &mut Context<'_>, now: Instant) -> bool {
+        let hint = self.conn.read_hint();
         let input = self.conn.read_buf();
-        let room = input.capacity() - input.len();
-        let max = if input.is_empty() {
-            self.read_size
-        } else {
-            room.max(self.read_size)
+        let max = match hint {
+            // The rest of the block (and the reply's end): the value then ends its buffer,
+            // and the next reply starts in a buffer of its own. Later replies are read in
+            // reads of the whole block's size, so that one of the same size is read whole.
+            Some(rest) => {
+                let whole = input.len() + rest + VALUES_TRAILER;
+                self.read_size = self.read_size.max(whole.min(MAX_SIZED_READ));
+                // The decoder reserved room for the block: the reply's end only if it fits.
+                let spare = input.capacity() - input.len();
+                (rest + VALUES_TRAILER).min(spare).max(rest)
+            }
+            None => self.read_size,
         };
         input.reserve(max);
         match self.stream.poll_read_buf(cx, input, max) {
@@ -671,7 +706,9 @@ impl Session {
                 true
             }
             Poll::Ready(Ok(n)) => {
-                self.size_next_read(n, max);
+                if hint.is_none() {
+                    self.size_next_read(n, max);
+                }
                 self.conn.process(now);
                 true
             }
@@ -687,7 +724,7 @@ impl Session {
     /// Sizes the next read from how much of `max` this one used.
     fn size_next_read(&mut self, n: usize, max: usize) {
         if n >= max {
-            self.read_size = (max * 2).min(MAX_READ);
+            self.read_size = (max * 2).min(MAX_READ).max(max);
             self.small_reads = 0;
         } else if n < max / 4 {
             self.small_reads += 1;
@@ -702,9 +739,9 @@ impl Session {
 
     /// Hands each reply to the caller of the request it answers.
     fn deliver(&mut self) -> bool {
-        let mut progress = false;
+        let mut delivered = 0;
         while let Some((id, result)) = self.conn.poll_response() {
-            progress = true;
+            delivered += 1;
             if result.is_ok() || result.as_ref().is_err_and(Error::is_server_reply) {
                 self.served = true;
             }
@@ -712,7 +749,10 @@ impl Session {
                 reply.send(result);
             }
         }
-        progress
+        if delivered > 0 {
+            self.last_delivered = delivered;
+        }
+        delivered > 0
     }
 
     /// The connection is lost: every caller still waiting fails with `reason`.

@@ -350,6 +350,14 @@ impl Connection {
         &mut self.input
     }
 
+    /// How many more bytes complete the value being read, when the reply in progress has
+    /// declared a data block not yet whole; `None` otherwise. A driver reads exactly that
+    /// much into [`read_buf`](Connection::read_buf) (where room for the whole block is
+    /// already reserved), so that the value is handed out without a copy.
+    pub fn read_hint(&self) -> Option<usize> {
+        self.decoder.block_remaining(&self.input)
+    }
+
     /// Decodes every reply the read buffer completes. Only a completed reply moves the read
     /// deadline ([`ConnectionConfig::read_timeout`]).
     pub fn process(&mut self, now: Instant) {

@@ -287,6 +287,9 @@ pub struct ResponseDecoder {
     /// ([`Limits::max_reply_len`]).
     reply_len: usize,
     skip_empty_line: bool,
+    /// While a data block is incomplete: how many bytes the buffer must hold to complete it
+    /// (its header, the declared length and `\r\n`); 0 otherwise.
+    block_end: usize,
 }
 
 fn error_line(line: &[u8]) -> Option<(ErrorKind, &[u8])> {
@@ -452,7 +455,7 @@ impl ResponseDecoder {
                     // Checked at the header, before the data is buffered.
                     let size = value_head.0.key.wire().len().saturating_add(value_head.1);
                     self.check_reply_len(size)?;
-                    let Some(data) = take_block(buf, head, value_head.1)? else {
+                    let Some(data) = self.take_block(buf, head, value_head.1)? else {
                         return Ok(None);
                     };
                     // Only now is the VALUE line consumed: an incomplete block re-reads it.
@@ -546,8 +549,30 @@ impl ResponseDecoder {
         }
     }
 
+    /// How many more bytes complete the data block being read, when one is incomplete: a
+    /// reader can size its next read (and its buffer) from it.
+    pub fn block_remaining(&self, buf: &BytesMut) -> Option<usize> {
+        (self.block_end > buf.len()).then(|| self.block_end - buf.len())
+    }
+
+    /// [`take_block`], remembering where an incomplete block ends.
+    fn take_block(
+        &mut self,
+        buf: &mut BytesMut,
+        head: usize,
+        len: usize,
+    ) -> Result<Option<Bytes>, DecodeError> {
+        let block = take_block(buf, head, len)?;
+        self.block_end = match block {
+            Some(_) => 0,
+            None => head + len + 2,
+        };
+        Ok(block)
+    }
+
     /// Drops the part of a multi-line reply read so far (keeps the stray-line state).
     fn reset_partial(&mut self) {
+        self.block_end = 0;
         self.values.clear();
         self.next_key = 0;
         self.stats.clear();
@@ -702,7 +727,7 @@ impl ResponseDecoder {
             }
         }
         let value = match len {
-            Some(len) => match take_block(buf, n + 2, len)? {
+            Some(len) => match self.take_block(buf, n + 2, len)? {
                 Some(v) => Some(v),
                 None => return Ok(None),
             },

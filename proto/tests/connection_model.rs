@@ -1683,3 +1683,42 @@ fn request_written_later_is_due_when_written() {
     flush(&mut conn, t0 + s(40));
     assert_eq!(conn.poll_timeout(), Some(t0 + s(45)));
 }
+
+/// `read_hint` tells a reader exactly how many bytes complete the value being read, split
+/// anywhere after its header; nothing before the header is whole or after the block is.
+#[test]
+fn read_hint_is_the_rest_of_the_declared_block() {
+    let now = Instant::now();
+    let value = vec![b'v'; 10_000];
+    let mut wire = b"VALUE k 0 10000\r\n".to_vec();
+    let head = wire.len();
+    wire.extend_from_slice(&value);
+    wire.extend_from_slice(b"\r\nEND\r\n");
+    for cut in [5, head, head + 1, head + 4_000] {
+        let mut conn = Connection::default();
+        conn.send(Request::Retrieve(Retrieve {
+            command: RetrieveCommand::Get,
+            keys: vec![Key::new("k").unwrap()],
+        }))
+        .unwrap();
+        let n = conn.transmit().len();
+        conn.advance_transmit(n, now);
+        conn.receive(&wire[..cut], now);
+        if cut < head {
+            assert_eq!(conn.read_hint(), None, "no whole header yet");
+        } else {
+            assert_eq!(conn.read_hint(), Some(head + 10_002 - cut), "cut at {cut}");
+            let input = conn.read_buf();
+            assert!(
+                input.capacity() >= head + 10_002,
+                "room for the block reserved"
+            );
+        }
+        conn.receive(&wire[cut..], now);
+        assert_eq!(conn.read_hint(), None);
+        match conn.poll_response() {
+            Some((_, Ok(Response::Values(v)))) => assert_eq!(v[0].data, value),
+            other => panic!("{other:?}"),
+        }
+    }
+}

@@ -711,6 +711,17 @@ fn a_large_value_is_read_into_room_sized_from_its_header_in_one_read() {
         "the first read after the header offered {offered:?}"
     );
     assert_eq!(value_of(reply(&mut rx)), value);
+
+    // The next reply of that size is read whole, in one read, into one buffer.
+    let mut rx = r.call(get("big"), Some(SECOND));
+    assert!(r.poll().is_pending());
+    server.take_written();
+    server.take_offered();
+    server.send(&wire);
+    assert!(r.poll().is_pending());
+    let offered = server.take_offered();
+    assert!(offered[0] >= wire.len(), "offered {offered:?}");
+    assert_eq!(value_of(reply(&mut rx)), value);
 }
 
 fn reply_is_pending(rx: &mut Rx) -> bool {

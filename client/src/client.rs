@@ -4,7 +4,7 @@
 //! connection tasks and awaits their replies.
 
 use crate::builder::Builder;
-use crate::driver::{Command, Driver, Reply, Shared};
+use crate::driver::{Command, Driver, Offer, Reply, Shared};
 use crate::endpoint::Endpoint;
 use crate::join::join_all;
 use crate::memcache::Memcache;
@@ -15,7 +15,7 @@ use async_lock::Semaphore;
 use futures_channel::mpsc;
 use mcache_proto::pool::Plan;
 use mcache_proto::text::request::{Retrieve, RetrieveCommand};
-use mcache_proto::{AsKey, Error, Key, KeyError, Request, Response, Stat, Value};
+use mcache_proto::{AsKey, Error, Request, Response, Stat, Value};
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -99,6 +99,9 @@ enum Queued<'a> {
 struct InlineReply<'a> {
     rx: oneshot::Receiver<Result<Response, Error>>,
     driver: &'a Shared,
+    /// Let the other callers woken with this one run first, so that one write carries all
+    /// their requests.
+    defer: bool,
 }
 
 impl Future for InlineReply<'_> {
@@ -107,6 +110,10 @@ impl Future for InlineReply<'_> {
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         if let Poll::Ready(r) = Pin::new(&mut self.rx).poll(cx) {
             return Poll::Ready(r);
+        }
+        if std::mem::take(&mut self.defer) {
+            cx.waker().wake_by_ref();
+            return Poll::Pending;
         }
         self.driver.drive_inline(cx);
         Pin::new(&mut self.rx).poll(cx)
@@ -248,7 +255,7 @@ impl Client {
         &self,
         keys: impl IntoIterator<Item = K>,
     ) -> impl Future<Output = Result<Vec<Result<Option<Value>, Error>>, Error>> + Send + '_ {
-        let keys: Result<Vec<Key>, KeyError> = keys.into_iter().map(AsKey::into_key).collect();
+        let keys = mcache_proto::commands::many_keys(keys);
         async move {
             let keys = keys?;
             if keys.is_empty() {
@@ -319,11 +326,15 @@ impl Client {
             reply,
             deadline,
         };
-        let Err(cmd) = conn.driver.try_inline(cmd) else {
-            return Ok(Queued::Inline(InlineReply {
-                rx,
-                driver: &conn.driver,
-            }));
+        let cmd = match conn.driver.try_inline(cmd) {
+            Offer::Inline { defer } => {
+                return Ok(Queued::Inline(InlineReply {
+                    rx,
+                    driver: &conn.driver,
+                    defer,
+                }))
+            }
+            Offer::Declined(cmd) => cmd,
         };
         conn.tx
             .unbounded_send(cmd)

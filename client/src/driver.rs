@@ -394,16 +394,16 @@ impl Driver {
     }
 
     /// Puts `cmd` into the connection if it is idle (up, nothing queued, nothing in flight,
-    /// nothing left to write) and the task has run; gives it back otherwise. `Ok(true)` when
-    /// the caller should let other callers run before it writes: the last read completed
-    /// several replies, so their callers are about to send too, and one write can carry all.
-    fn try_inline(&mut self, cmd: Command) -> Result<bool, Command> {
+    /// nothing left to write) and the task has run; gives it back otherwise. `defer` when the
+    /// caller should let other callers run before it writes: the last read completed several
+    /// replies, so their callers are about to send too, and one write can carry all.
+    fn try_inline(&mut self, cmd: Command) -> Offer {
         let Link::Up(s) = &mut self.link else {
-            return Err(cmd);
+            return Offer::Declined(cmd);
         };
         let idle = self.queue.is_empty() && s.conn.in_flight() == 0 && s.out.is_empty();
         if !idle || self.task.is_none() || s.conn.poisoned().is_some() {
-            return Err(cmd);
+            return Offer::Declined(cmd);
         }
         match s.conn.send(cmd.request) {
             Ok(id) => s.waiters.push(id, cmd.deadline, cmd.reply),
@@ -411,7 +411,7 @@ impl Driver {
         }
         let defer = s.last_delivered > 1;
         self.ensure_timer();
-        Ok(defer)
+        Offer::Inline { defer }
     }
 
     /// Takes what callers queued on the channel meanwhile, without registering for it (the
@@ -487,6 +487,18 @@ impl Driver {
     }
 }
 
+/// What became of a request offered to a connection for the inline path.
+#[expect(
+    clippy::large_enum_variant,
+    reason = "returned once per request and moved on at once; boxing would allocate per request"
+)]
+pub(crate) enum Offer {
+    /// It is in the connection; the caller drives it (after yielding once if `defer`).
+    Inline { defer: bool },
+    /// The connection is busy or not up: send it through the task's channel.
+    Declined(Command),
+}
+
 /// A connection's driver, shared by its task ([`DriverTask`]) and inline callers.
 pub(crate) struct Shared {
     driver: Mutex<Driver>,
@@ -519,13 +531,12 @@ impl Shared {
         }
     }
 
-    /// Puts `cmd` straight into an idle connection (see [`Driver::try_inline`]: `Ok(true)`
-    /// asks the caller to yield once before writing); gives it back when the connection is
-    /// busy, not up, or held by the task right now.
-    pub(crate) fn try_inline(&self, cmd: Command) -> Result<bool, Command> {
+    /// Puts `cmd` straight into an idle connection (see [`Driver::try_inline`]); gives it
+    /// back when the connection is busy, not up, or held by the task right now.
+    pub(crate) fn try_inline(&self, cmd: Command) -> Offer {
         match self.try_lock() {
             Some(mut d) => d.try_inline(cmd),
-            None => Err(cmd),
+            None => Offer::Declined(cmd),
         }
     }
 

@@ -12,10 +12,16 @@
 //! Most applications depend on an adapter, not on this crate: `mcache_tokio::Client::connect`
 //! is this crate's [`Client`] on tokio's runtime. Depend on this crate directly to write a
 //! runtime of your own (see [`Runtime`]) or a library that works on any of them.
+//!
+//! Synchronous programs use `mcache_client::blocking::Client` (feature `blocking`): the same
+//! commands, configuration and server pools, on the calling thread, with no runtime at all.
 
 #![forbid(unsafe_code)]
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
+#[cfg(feature = "blocking")]
+#[cfg_attr(docsrs, doc(cfg(feature = "blocking")))]
+pub mod blocking;
 mod builder;
 mod client;
 mod connect;

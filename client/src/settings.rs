@@ -44,3 +44,67 @@ impl Default for Settings {
         }
     }
 }
+
+/// The servers of a client and how keys are placed on them: what
+/// [`blocking::Builder`](crate::blocking::Builder) collects, checked and turned into a
+/// [`Pool`](crate::Pool) here (the async [`Builder`](crate::Builder) does the same checks).
+#[cfg(feature = "blocking")]
+use {crate::stats::ServerCounters, mcache_proto::Error, std::sync::Arc};
+
+/// Per server, by index: its counters.
+#[cfg(feature = "blocking")]
+pub(crate) type Counters = Vec<Arc<ServerCounters>>;
+
+#[cfg(feature = "blocking")]
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Placement {
+    /// Where each server is, and the name its keys are placed by.
+    pub(crate) servers: Vec<(crate::Endpoint, mcache_proto::ServerSpec)>,
+    pub(crate) hash_mode: mcache_proto::HashMode,
+    pub(crate) health: mcache_proto::HealthPolicy,
+    pub(crate) proxy: Option<mcache_proto::ProxyKind>,
+}
+
+#[cfg(feature = "blocking")]
+impl Placement {
+    /// Refuses what cannot work, before connecting: no server, an address that does not
+    /// parse, TLS to a server without a name to verify its certificate against.
+    pub(crate) fn check(&self, settings: &Settings) -> Result<(), Error> {
+        if self.servers.is_empty() {
+            return Err(Error::Config("no server configured".into()));
+        }
+        for (endpoint, _) in &self.servers {
+            let refused = |why: String| Error::Config(format!("server {endpoint}: {why}"));
+            endpoint.validate().map_err(|e| refused(e.to_string()))?;
+            #[cfg(feature = "tls")]
+            if settings
+                .tls
+                .as_ref()
+                .is_some_and(|t| t.name_for(endpoint.host()).is_none())
+            {
+                return Err(refused(
+                    "TLS over a unix socket has no host name to verify the certificate \
+                     against; set TlsConfig::server_name"
+                        .into(),
+                ));
+            }
+        }
+        let _ = settings;
+        Ok(())
+    }
+
+    /// The placement and health of these servers, and their counters (one set per server,
+    /// by index, shared with the pool).
+    pub(crate) fn pool(&self, max_in_flight: usize) -> Result<(crate::Pool, Counters), Error> {
+        let specs = self.servers.iter().map(|(_, spec)| spec.clone());
+        let placement = mcache_proto::Pool::new(specs, self.hash_mode, self.health)
+            .map_err(|e| Error::Config(format!("server pool: {e}")))?
+            .with_proxy(self.proxy);
+        let counters: Counters = self
+            .servers
+            .iter()
+            .map(|(endpoint, _)| Arc::new(ServerCounters::new(endpoint, max_in_flight)))
+            .collect();
+        Ok((crate::Pool::new(placement, counters.clone()), counters))
+    }
+}

@@ -90,6 +90,15 @@ impl TlsConfig {
         self.server_name.as_deref().or(host)
     }
 
+    /// A rustls client session for `name`, for the blocking client (which drives the
+    /// handshake over its std socket).
+    #[cfg(feature = "blocking")]
+    pub(crate) fn session(&self, name: &str) -> io::Result<rustls::ClientConnection> {
+        let name = pki_types::ServerName::try_from(name.to_string())
+            .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
+        rustls::ClientConnection::new(self.config.clone(), name).map_err(io::Error::other)
+    }
+
     /// Runs the TLS handshake over `stream`.
     pub(crate) async fn handshake(
         &self,
@@ -102,6 +111,27 @@ impl TlsConfig {
             .connect(name, AsFuturesIo(stream))
             .await?;
         Ok(Box::new(FuturesIo(tls)))
+    }
+}
+
+/// The roots `memcaches://` trusts when no `TlsConfig` was given first (the blocking
+/// builder's; the async one has the same rule): the platform's (feature `native-roots`), else
+/// Mozilla's (feature `webpki-roots`), else [`ParseError::NoTlsRoots`].
+#[cfg(feature = "blocking")]
+pub(crate) fn url_roots(input: &str) -> Result<TlsConfig, crate::ParseError> {
+    #[cfg(feature = "native-roots")]
+    let loaded = Some(TlsConfig::native_roots());
+    #[cfg(all(feature = "webpki-roots", not(feature = "native-roots")))]
+    let loaded = Some(TlsConfig::webpki_roots());
+    #[cfg(not(any(feature = "webpki-roots", feature = "native-roots")))]
+    let loaded: Option<io::Result<TlsConfig>> = None;
+    let input = input.to_string();
+    match loaded {
+        Some(roots) => roots.map_err(|e| crate::ParseError::TlsRoots {
+            input,
+            reason: e.to_string(),
+        }),
+        None => Err(crate::ParseError::NoTlsRoots { input }),
     }
 }
 

@@ -436,5 +436,62 @@ fn decode(input: &str, s: &str) -> Result<String, ParseError> {
     String::from_utf8(out).map_err(|_| malformed(input, "percent-encoding that is not UTF-8"))
 }
 
+/// What a client configured from a URL uses: its settings, request timeout and connections
+/// per server (the blocking client's share of [`Builder::url`](crate::Builder::url)).
+#[cfg(feature = "blocking")]
+pub(crate) struct UrlTarget<'a> {
+    pub(crate) settings: &'a mut crate::settings::Settings,
+    pub(crate) request_timeout: &'a mut Option<Duration>,
+    pub(crate) connections: &'a mut usize,
+}
+
+#[cfg(feature = "blocking")]
+impl ClientUrl {
+    /// Applies the URL's TLS, credentials and options to `to` as [`Builder::url`] documents
+    /// them, and returns its servers. `input`: the URL as given, for errors.
+    ///
+    /// [`Builder::url`]: crate::Builder::url
+    pub(crate) fn apply(self, input: &str, to: UrlTarget<'_>) -> Result<Vec<Endpoint>, ParseError> {
+        let UrlTarget {
+            settings: s,
+            request_timeout,
+            connections,
+        } = to;
+        if self.tls {
+            #[cfg(not(feature = "tls"))]
+            return Err(ParseError::TlsDisabled {
+                input: input.into(),
+            });
+            #[cfg(feature = "tls")]
+            {
+                let tls = match s.tls.take() {
+                    Some(given) => given,
+                    None => crate::tls::url_roots(input)?,
+                };
+                let tls = match self.options.server_name.clone() {
+                    Some(name) => tls.server_name(name),
+                    None => tls,
+                };
+                s.tls = Some(tls);
+            }
+        }
+        let o = self.options;
+        *request_timeout = o.request_timeout.unwrap_or(*request_timeout);
+        *connections = o.connections.map_or(*connections, |n| n.max(1));
+        s.connect_timeout = o.connect_timeout.unwrap_or(s.connect_timeout);
+        let limits = &mut s.connection.limits;
+        limits.max_value_len = o.max_value_len.unwrap_or(limits.max_value_len);
+        limits.max_reply_len = o.max_reply_len.unwrap_or(limits.max_reply_len);
+        s.connection.read_timeout = o.read_timeout.unwrap_or(s.connection.read_timeout);
+        s.max_in_flight = o.max_in_flight.map_or(s.max_in_flight, |n| n.max(1));
+        s.backoff_min = o.backoff_min.unwrap_or(s.backoff_min);
+        s.backoff_max = o.backoff_max.unwrap_or(s.backoff_max).max(s.backoff_min);
+        if self.auth.is_some() {
+            s.auth = self.auth;
+        }
+        Ok(self.endpoints)
+    }
+}
+
 #[cfg(test)]
 mod tests;

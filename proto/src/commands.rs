@@ -31,13 +31,13 @@
 //! ```
 
 use crate::error::{Error, KeyError};
-use crate::key::Key;
+use crate::key::{validate_text_key, Key};
 use crate::meta::flags::{MetaArithmeticFlags, MetaDeleteFlags, MetaGetFlags, MetaSetFlags};
 use crate::meta::request::{MetaArithmetic, MetaDelete, MetaGet, MetaSet};
 use crate::request::Request;
 use crate::response::{MetaResponse, MetaStatus, Response, Stat, Value};
 use crate::text::request::{Retrieve, RetrieveCommand, Store, StoreCommand};
-use bytes::Bytes;
+use bytes::{Bytes, BytesMut};
 use std::fmt;
 
 /// One typed command: the request to send and how its reply becomes the result, or a result
@@ -142,6 +142,13 @@ impl<T: fmt::Debug, F> fmt::Debug for Call<T, F> {
 pub trait AsKey {
     /// Validates and converts.
     fn into_key(self) -> Result<Key, KeyError>;
+
+    /// The key's bytes when they are only borrowed (`&str`, `&[u8]`, …): a multi-key command
+    /// then copies all its keys into one shared buffer instead of allocating each. `None`
+    /// (the default) for keys that own their bytes already.
+    fn borrowed_bytes(&self) -> Option<&[u8]> {
+        None
+    }
 }
 
 impl AsKey for Key {
@@ -158,6 +165,9 @@ impl AsKey for &str {
     fn into_key(self) -> Result<Key, KeyError> {
         Key::new(self)
     }
+    fn borrowed_bytes(&self) -> Option<&[u8]> {
+        Some(self.as_bytes())
+    }
 }
 impl AsKey for String {
     fn into_key(self) -> Result<Key, KeyError> {
@@ -168,15 +178,24 @@ impl AsKey for &String {
     fn into_key(self) -> Result<Key, KeyError> {
         Key::new(self)
     }
+    fn borrowed_bytes(&self) -> Option<&[u8]> {
+        Some(self.as_bytes())
+    }
 }
 impl AsKey for &[u8] {
     fn into_key(self) -> Result<Key, KeyError> {
         Key::new(self)
     }
+    fn borrowed_bytes(&self) -> Option<&[u8]> {
+        Some(self)
+    }
 }
 impl<const N: usize> AsKey for &[u8; N] {
     fn into_key(self) -> Result<Key, KeyError> {
         Key::new(self)
+    }
+    fn borrowed_bytes(&self) -> Option<&[u8]> {
+        Some(&self[..])
     }
 }
 impl AsKey for Vec<u8> {
@@ -499,10 +518,7 @@ fn retrieve_many<K: AsKey>(
     command: RetrieveCommand,
     keys: impl IntoIterator<Item = K>,
 ) -> Result<Call<Vec<Option<Value>>, Aligned>, Error> {
-    let keys: Vec<Key> = keys
-        .into_iter()
-        .map(AsKey::into_key)
-        .collect::<Result<_, KeyError>>()?;
+    let keys = many_keys(keys)?;
     if keys.is_empty() {
         return Ok(Call::ready(Vec::new()));
     }
@@ -511,6 +527,38 @@ fn retrieve_many<K: AsKey>(
         keys: keys.clone(),
     });
     Ok(Call::new(request, Aligned { command, keys }))
+}
+
+/// Validates `keys`. Borrowed ones are copied into one buffer that their `Key`s share, so
+/// that a 100-key multi-get allocates twice, not a hundred times (and cloning its keys only
+/// counts references).
+pub fn many_keys<K: AsKey>(keys: impl IntoIterator<Item = K>) -> Result<Vec<Key>, KeyError> {
+    enum Part {
+        Owned(Key),
+        Borrowed(usize, usize),
+    }
+    let keys = keys.into_iter();
+    let mut parts = Vec::with_capacity(keys.size_hint().0);
+    let mut arena = BytesMut::new();
+    for k in keys {
+        match k.borrowed_bytes() {
+            Some(b) => {
+                validate_text_key(b)?;
+                let start = arena.len();
+                arena.extend_from_slice(b);
+                parts.push(Part::Borrowed(start, arena.len()));
+            }
+            None => parts.push(Part::Owned(k.into_key()?)),
+        }
+    }
+    let arena = arena.freeze();
+    Ok(parts
+        .into_iter()
+        .map(|p| match p {
+            Part::Owned(k) => k,
+            Part::Borrowed(start, end) => Key::from_validated_text(arena.slice(start..end)),
+        })
+        .collect())
 }
 
 /// Lines up values with the keys asked for: hits come back in the order asked.
@@ -800,5 +848,53 @@ mod tests {
         assert!(shown.starts_with("Send { request: Retrieve"), "{shown}");
         let ready = format!("{:?}", get_multi(Vec::<&str>::new()).unwrap());
         assert_eq!(ready, "Ready([])");
+    }
+
+    #[test]
+    fn many_keys_share_one_buffer_for_borrowed_keys_and_keep_the_order() {
+        let owned = Key::new("owned").unwrap();
+        let name = String::from("two");
+        let keys = many_keys([
+            KeyArg::Str("one"),
+            KeyArg::Key(owned.clone()),
+            KeyArg::String(&name),
+            KeyArg::Str("three"),
+        ])
+        .unwrap();
+        let wires: Vec<&[u8]> = keys.iter().map(Key::wire).collect();
+        assert_eq!(wires, [&b"one"[..], b"owned", b"two", b"three"]);
+        // "one", "two" and "three" are slices of one buffer, in order.
+        let one = keys[0].wire().as_ptr() as usize;
+        assert_eq!(keys[2].wire().as_ptr() as usize, one + 3);
+        assert_eq!(keys[3].wire().as_ptr() as usize, one + 6);
+        assert!(matches!(
+            many_keys(["ok", "bad key"]),
+            Err(KeyError::InvalidByte { .. })
+        ));
+        assert!(matches!(many_keys([""]), Err(KeyError::Empty)));
+    }
+
+    /// Keys of several kinds in one list.
+    enum KeyArg<'a> {
+        Str(&'a str),
+        String(&'a String),
+        Key(Key),
+    }
+
+    impl AsKey for KeyArg<'_> {
+        fn into_key(self) -> Result<Key, KeyError> {
+            match self {
+                KeyArg::Str(s) => s.into_key(),
+                KeyArg::String(s) => s.into_key(),
+                KeyArg::Key(k) => Ok(k),
+            }
+        }
+        fn borrowed_bytes(&self) -> Option<&[u8]> {
+            match self {
+                KeyArg::Str(s) => s.borrowed_bytes(),
+                KeyArg::String(s) => s.borrowed_bytes(),
+                KeyArg::Key(_) => None,
+            }
+        }
     }
 }

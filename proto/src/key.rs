@@ -70,6 +70,14 @@ impl Key {
         })
     }
 
+    /// A text key from bytes [`validate_text_key`] accepted.
+    pub(crate) fn from_validated_text(wire: Bytes) -> Key {
+        Key {
+            wire,
+            binary: false,
+        }
+    }
+
     /// A binary key: any bytes (1 to 186), sent base64-encoded with the meta `b` flag.
     /// Only meta commands can carry it.
     ///

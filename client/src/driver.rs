@@ -131,6 +131,8 @@ pub(crate) struct Driver {
     connected_once: bool,
     /// The task's waker, from its last poll: inline callers wake it to hand work back.
     task: Option<Waker>,
+    /// Return and be polled again after the tasks woken meanwhile (a deferred write).
+    yield_now: bool,
 }
 
 enum Link {
@@ -181,6 +183,7 @@ impl Driver {
             counters,
             connected_once,
             task: None,
+            yield_now: false,
         }
     }
 
@@ -206,6 +209,10 @@ impl Driver {
             progress |= self.on_deadlines(now);
             if self.finished() {
                 return Poll::Ready(());
+            }
+            if std::mem::take(&mut self.yield_now) {
+                cx.waker().wake_by_ref();
+                return Poll::Pending;
             }
             if !progress {
                 if self.arm_timer(cx) {
@@ -275,6 +282,11 @@ impl Driver {
             }
             Link::Up(session) => {
                 let mut progress = session.dispatch(&mut self.queue, self.settings.max_in_flight);
+                if session.defer_write() {
+                    // Let the callers woken with these run first: one write then carries all.
+                    self.yield_now = true;
+                    return true;
+                }
                 progress |= session.write(cx, now);
                 progress |= session.read(cx, now);
                 progress |= session.deliver();
@@ -594,6 +606,10 @@ struct Session {
     served: bool,
     /// How many replies the last read that completed any completed.
     last_delivered: usize,
+    /// Requests put into the connection since its last write began.
+    unsent: usize,
+    /// The write of `unsent` was put off once already.
+    deferred: bool,
 }
 
 impl Session {
@@ -608,6 +624,8 @@ impl Session {
             small_reads: 0,
             served: false,
             last_delivered: 0,
+            unsent: 0,
+            deferred: false,
         }
     }
 
@@ -621,11 +639,29 @@ impl Session {
                 continue;
             }
             match self.conn.send(cmd.request) {
-                Ok(id) => self.waiters.push(id, cmd.deadline, cmd.reply),
+                Ok(id) => {
+                    self.waiters.push(id, cmd.deadline, cmd.reply);
+                    self.unsent += 1;
+                }
                 Err(e) => cmd.reply.send(Err(e)),
             }
         }
         progress
+    }
+
+    /// Whether to put off writing the requests just put in, once: when fewer came than the
+    /// last read completed, the other callers of those replies are likely running or about to
+    /// (on a multi-thread runtime the task is often polled right after the first of them), and
+    /// waiting one turn lets one write carry all their requests.
+    fn defer_write(&mut self) -> bool {
+        let defer = !self.deferred
+            && self.out.is_empty()
+            && self.unsent > 0
+            && self.unsent < self.last_delivered;
+        if defer {
+            self.deferred = true;
+        }
+        defer
     }
 
     /// Writes queued bytes: many requests per syscall.
@@ -634,7 +670,11 @@ impl Session {
         loop {
             if self.out.is_empty() {
                 match self.conn.take_transmit(now) {
-                    Some(b) => self.out = b,
+                    Some(b) => {
+                        self.out = b;
+                        self.unsent = 0;
+                        self.deferred = false;
+                    }
                     None => {
                         if self.unflushed && self.flush(cx) {
                             return true;

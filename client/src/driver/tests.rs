@@ -730,3 +730,41 @@ fn a_large_value_is_read_into_room_sized_from_its_header_in_one_read() {
 fn reply_is_pending(rx: &mut Rx) -> bool {
     matches!(rx.try_recv(), Err(oneshot::TryRecvError::Empty))
 }
+
+#[test]
+fn after_a_read_that_completed_several_replies_the_next_write_waits_one_turn_for_their_callers() {
+    let server = MemStream::new();
+    let mut r = rig(&server);
+    let mut rxs: Vec<Rx> = ["a", "b", "c"]
+        .iter()
+        .map(|k| r.call(get(k), Some(SECOND)))
+        .collect();
+    assert!(r.poll().is_pending());
+    assert_eq!(server.take_written(), b"get a\r\nget b\r\nget c\r\n");
+    server.send(b"END\r\nEND\r\nEND\r\n");
+    assert!(r.poll().is_pending());
+    for rx in &mut rxs {
+        assert!(matches!(reply(rx), Some(Ok(Response::Values(_)))));
+    }
+    let writes = server.writes();
+
+    // Three callers were answered at once: the first to send again waits one turn...
+    let _d = r.call(get("d"), Some(SECOND));
+    assert!(r.poll().is_pending());
+    assert!(server.take_written().is_empty(), "deferred once");
+    // ...in which the others send too: one write carries all three.
+    let _e = r.call(get("e"), Some(SECOND));
+    let _f = r.call(get("f"), Some(SECOND));
+    assert!(r.poll().is_pending());
+    assert_eq!(server.take_written(), b"get d\r\nget e\r\nget f\r\n");
+    assert_eq!(server.writes(), writes + 1);
+
+    // Never more than one turn: a lone caller's request goes out at the next poll.
+    server.send(b"END\r\nEND\r\nEND\r\n");
+    assert!(r.poll().is_pending());
+    let _g = r.call(get("g"), Some(SECOND));
+    assert!(r.poll().is_pending());
+    assert!(server.take_written().is_empty());
+    assert!(r.poll().is_pending());
+    assert_eq!(server.take_written(), b"get g\r\n");
+}

@@ -33,12 +33,13 @@ use crate::runtime::{BoxFuture, Runtime, Timer};
 use crate::settings::Settings;
 use crate::stats::ServerCounters;
 use async_lock::SemaphoreGuardArc;
-use bytes::Bytes;
+use bytes::{Buf, Bytes};
 use futures_channel::mpsc;
 use futures_core::Stream as _;
 use mcache_proto::{Connection, Error, PoisonReason, Request, Response, Waiters};
 use std::collections::VecDeque;
 use std::future::Future;
+use std::io::IoSlice;
 use std::pin::Pin;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError, TryLockError};
 use std::task::{Context, Poll, Waker};
@@ -102,6 +103,8 @@ const ROUNDS_PER_POLL: usize = 32;
 const MIN_READ: usize = 4 * 1024;
 const MAX_READ: usize = 64 * 1024;
 const SHRINK_AFTER: u8 = 16;
+/// Most buffers one vectored write takes (command lines and large values between them).
+const MAX_WRITE_SLICES: usize = 64;
 /// Largest read sized from a value's declared length: a reply starting after one of that
 /// size is read whole into one buffer (no copy of its first bytes when its block turns out
 /// to be large). Larger values are still read into room reserved at their length, only their
@@ -596,7 +599,9 @@ struct Session {
     stream: Box<dyn ByteStream>,
     conn: Connection,
     waiters: Waiters<Reply>,
-    out: Bytes,
+    /// Bytes taken from the connection and not yet written: command lines and large values
+    /// as they were given, written together by vectored writes.
+    out: VecDeque<Bytes>,
     /// Bytes went to the stream and no flush has completed since: a TLS stream may hold some.
     unflushed: bool,
     read_size: usize,
@@ -618,7 +623,7 @@ impl Session {
             stream,
             conn: Connection::new(settings.connection.clone()),
             waiters: Waiters::default(),
-            out: Bytes::new(),
+            out: VecDeque::new(),
             unflushed: false,
             read_size: MIN_READ,
             small_reads: 0,
@@ -669,27 +674,32 @@ impl Session {
         let mut progress = false;
         loop {
             if self.out.is_empty() {
-                match self.conn.take_transmit(now) {
-                    Some(b) => {
-                        self.out = b;
-                        self.unsent = 0;
-                        self.deferred = false;
+                if !self.conn.take_transmit_chunks(now, &mut self.out) {
+                    if self.unflushed && self.flush(cx) {
+                        return true;
                     }
-                    None => {
-                        if self.unflushed && self.flush(cx) {
-                            return true;
-                        }
-                        return progress;
-                    }
+                    return progress;
                 }
+                self.unsent = 0;
+                self.deferred = false;
             }
-            match self.stream.poll_write(cx, &self.out) {
+            let written = if self.out.len() == 1 {
+                self.stream.poll_write(cx, &self.out[0])
+            } else {
+                let mut slices = [IoSlice::new(&[]); MAX_WRITE_SLICES];
+                let n = self.out.len().min(MAX_WRITE_SLICES);
+                for (slice, chunk) in slices.iter_mut().zip(&self.out) {
+                    *slice = IoSlice::new(chunk);
+                }
+                self.stream.poll_write_vectored(cx, &slices[..n])
+            };
+            match written {
                 Poll::Ready(Ok(0)) => {
                     self.conn.poison(PoisonReason::Closed);
                     return true;
                 }
                 Poll::Ready(Ok(n)) => {
-                    let _ = self.out.split_to(n);
+                    self.consume(n);
                     progress = true;
                 }
                 Poll::Ready(Err(e)) => {
@@ -709,6 +719,21 @@ impl Session {
                     return true;
                 }
             }
+        }
+    }
+
+    /// Drops the first `n` written bytes of the queued buffers.
+    fn consume(&mut self, mut n: usize) {
+        while n > 0 {
+            let Some(front) = self.out.front_mut() else {
+                return;
+            };
+            if n < front.len() {
+                front.advance(n);
+                return;
+            }
+            n -= front.len();
+            self.out.pop_front();
         }
     }
 

@@ -40,6 +40,20 @@ pub trait ByteStream: Send + 'static {
     /// Writes from `buf`, as `std::io::Write::write`.
     fn poll_write(&mut self, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>>;
 
+    /// Writes from several buffers in order, as `std::io::Write::write_vectored`; returns how
+    /// many bytes were written. The default writes the first non-empty buffer only; streams
+    /// over sockets override it with one `writev`.
+    fn poll_write_vectored(
+        &mut self,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        match bufs.iter().find(|b| !b.is_empty()) {
+            Some(buf) => self.poll_write(cx, buf),
+            None => Poll::Ready(Ok(0)),
+        }
+    }
+
     /// Sends what the stream buffers (a TLS record); a no-op for plain sockets.
     fn poll_flush(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>>;
 }
@@ -59,6 +73,14 @@ where
 
     fn poll_write(&mut self, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
         Pin::new(&mut self.0).poll_write(cx, buf)
+    }
+
+    fn poll_write_vectored(
+        &mut self,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.0).poll_write_vectored(cx, bufs)
     }
 
     fn poll_flush(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
@@ -87,6 +109,14 @@ impl futures_io::AsyncWrite for AsFuturesIo {
         buf: &[u8],
     ) -> Poll<io::Result<usize>> {
         self.get_mut().0.poll_write(cx, buf)
+    }
+
+    fn poll_write_vectored(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        self.get_mut().0.poll_write_vectored(cx, bufs)
     }
 
     fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {

@@ -27,7 +27,7 @@ use crate::response::{
     ErrorKind, Expect, MetaResponse, MetaStatus, Peek, Response, ResponseDecoder,
 };
 use crate::wire::Limits;
-use bytes::BytesMut;
+use bytes::{BufMut, Bytes, BytesMut};
 use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 
@@ -115,6 +115,11 @@ enum State {
     Poisoned(PoisonReason),
 }
 
+/// Values of at least this many bytes are queued as they were given (a `Bytes` clone), not
+/// copied into the transmit buffer: [`Connection::take_transmit_chunks`] hands them to a
+/// vectored write.
+pub const SPLICE_MIN: usize = 8 * 1024;
+
 /// One memcached connection's protocol state. See the module docs.
 ///
 /// ```
@@ -140,6 +145,9 @@ enum State {
 pub struct Connection {
     config: ConnectionConfig,
     decoder: ResponseDecoder,
+    /// Bytes queued ahead of `out`: command lines and large values kept as they were given
+    /// (see [`SPLICE_MIN`]).
+    chunks: VecDeque<Bytes>,
     out: BytesMut,
     input: BytesMut,
     pending: VecDeque<Pending>,
@@ -168,6 +176,7 @@ impl Connection {
         Connection {
             decoder: ResponseDecoder::new(config.limits),
             config,
+            chunks: VecDeque::new(),
             out: BytesMut::with_capacity(16 * 1024),
             input: BytesMut::with_capacity(16 * 1024),
             pending: VecDeque::new(),
@@ -243,9 +252,19 @@ impl Connection {
                 | Request::MetaArithmetic(_)
         );
         let start = self.queued;
-        let before = self.out.len();
-        request.encode_unchecked(&mut self.out);
-        self.queued += (self.out.len() - before) as u64;
+        let before = self.out.len() + self.chunks_len();
+        if let Some(value) = request.large_value(SPLICE_MIN) {
+            // The value goes out as given, between its command line and `\r\n`: written
+            // with the rest by a vectored write, never copied.
+            let value = value.clone();
+            request.encode_head(&mut self.out);
+            self.chunks.push_back(self.out.split().freeze());
+            self.chunks.push_back(value);
+            self.out.put_slice(b"\r\n");
+        } else {
+            request.encode_unchecked(&mut self.out);
+        }
+        self.queued += (self.out.len() + self.chunks_len() - before) as u64;
         self.next_id += 1;
         let silent = request.is_silent();
         let quit = request == Request::Quit;
@@ -271,8 +290,46 @@ impl Connection {
     }
 
     /// The bytes to write now (all queued requests, in one buffer). Adds the synchronising
-    /// request a batch that ends with silent requests needs.
+    /// request a batch that ends with silent requests needs. Large values queued as they
+    /// were given are copied into the buffer here; a driver that can write several buffers
+    /// at once uses [`take_transmit_chunks`](Connection::take_transmit_chunks) instead.
     pub fn transmit(&mut self) -> &[u8] {
+        self.add_sync();
+        if !self.chunks.is_empty() {
+            let mut all = BytesMut::with_capacity(self.chunks_len() + self.out.len());
+            for chunk in self.chunks.drain(..) {
+                all.extend_from_slice(&chunk);
+            }
+            all.extend_from_slice(&self.out);
+            self.out = all;
+        }
+        &self.out
+    }
+
+    /// Takes every byte to write now as a list of buffers, without copying any (large values
+    /// stay the `Bytes` they were given): for a vectored write. Counts as written for the
+    /// read timeout. Returns whether anything was added to `into`.
+    pub fn take_transmit_chunks(&mut self, now: Instant, into: &mut VecDeque<Bytes>) -> bool {
+        self.add_sync();
+        let n = self.chunks_len() + self.out.len();
+        if n == 0 {
+            return false;
+        }
+        into.extend(self.chunks.drain(..));
+        if !self.out.is_empty() {
+            into.push_back(self.out.split().freeze());
+        }
+        self.written += n as u64;
+        self.start_clock(now);
+        true
+    }
+
+    fn chunks_len(&self) -> usize {
+        self.chunks.iter().map(Bytes::len).sum()
+    }
+
+    /// Queues the synchronising request a batch that ends with silent requests needs.
+    fn add_sync(&mut self) {
         if self.needs_sync && self.state == State::Open {
             self.needs_sync = false;
             let sync = match self.config.sync {
@@ -297,12 +354,13 @@ impl Connection {
             });
             self.next_id += 1;
         }
-        &self.out
     }
 
     /// Whether there are bytes to write.
     pub fn wants_write(&self) -> bool {
-        !self.out.is_empty() || (self.needs_sync && self.state == State::Open)
+        !self.out.is_empty()
+            || !self.chunks.is_empty()
+            || (self.needs_sync && self.state == State::Open)
     }
 
     /// Records that the first `n` bytes of [`transmit`](Connection::transmit) were written.

@@ -64,7 +64,7 @@ pub mod waiters;
 pub mod wire;
 
 pub use commands::{AsKey, Call, Finish, StoreStatus};
-pub use connection::{Connection, ConnectionConfig, RequestId, SyncCommand};
+pub use connection::{Connection, ConnectionConfig, RequestId, SyncCommand, SPLICE_MIN};
 pub use error::{DecodeError, EncodeError, Error, IoError, KeyError, PoisonReason};
 pub use key::{Key, MAX_BINARY_KEY_LEN, MAX_KEY_LEN};
 pub use meta::flags::{

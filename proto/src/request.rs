@@ -182,6 +182,26 @@ impl Request {
     }
 
     /// Encodes a request that [`check`](Request::check) accepted.
+    /// The data block of a storage request, when it is at least `min` bytes: such a request
+    /// is queued as its command line, the value itself (not copied) and `\r\n`.
+    pub(crate) fn large_value(&self, min: usize) -> Option<&Bytes> {
+        let value = match self {
+            Request::Store(s) => &s.value,
+            Request::MetaSet(m) => &m.value,
+            _ => return None,
+        };
+        (value.len() >= min).then_some(value)
+    }
+
+    /// The command line of a request with a data block, up to the block.
+    pub(crate) fn encode_head(&self, buf: &mut impl BufMut) {
+        match self {
+            Request::Store(s) => s.encode_head(buf),
+            Request::MetaSet(m) => m.encode_head(buf),
+            other => other.encode_unchecked(buf),
+        }
+    }
+
     pub(crate) fn encode_unchecked(&self, buf: &mut impl BufMut) {
         match self {
             Request::Retrieve(r) => r.encode(buf),

@@ -1722,3 +1722,51 @@ fn read_hint_is_the_rest_of_the_declared_block() {
         }
     }
 }
+
+/// A large value is queued as the `Bytes` it was given (no copy) between its command line and
+/// `\r\n`; `transmit` (one buffer) and `take_transmit_chunks` (several) put the same bytes
+/// on the wire.
+#[test]
+fn large_values_are_queued_without_a_copy() {
+    let now = Instant::now();
+    let value = Bytes::from(vec![b'x'; mcache_proto::SPLICE_MIN]);
+    let small = Bytes::from_static(b"tiny");
+    let store = |key: &str, value: &Bytes| {
+        Request::Store(Store {
+            command: StoreCommand::Set,
+            key: Key::new(key).unwrap(),
+            flags: 0,
+            exptime: 0,
+            value: value.clone(),
+            noreply: false,
+        })
+    };
+    let mut expected = b"set big 0 0 8192\r\n".to_vec();
+    expected.extend_from_slice(&value);
+    expected.extend_from_slice(b"\r\nset small 0 0 4\r\ntiny\r\n");
+
+    let mut chunked = Connection::default();
+    chunked.send(store("big", &value)).unwrap();
+    chunked.send(store("small", &small)).unwrap();
+    let mut chunks = VecDeque::new();
+    assert!(chunked.take_transmit_chunks(now, &mut chunks));
+    assert_eq!(chunks.len(), 3, "command line, the value, then the rest");
+    assert_eq!(
+        chunks[1].as_ptr(),
+        value.as_ptr(),
+        "the value itself, not a copy"
+    );
+    assert_eq!(
+        chunks
+            .iter()
+            .flat_map(|c| c.iter().copied())
+            .collect::<Vec<u8>>(),
+        expected
+    );
+    assert!(!chunked.wants_write());
+
+    let mut flat = Connection::default();
+    flat.send(store("big", &value)).unwrap();
+    flat.send(store("small", &small)).unwrap();
+    assert_eq!(flat.transmit(), &expected[..]);
+}

@@ -768,3 +768,34 @@ fn after_a_read_that_completed_several_replies_the_next_write_waits_one_turn_for
     assert!(r.poll().is_pending());
     assert_eq!(server.take_written(), b"get g\r\n");
 }
+
+#[test]
+fn a_large_set_goes_out_in_one_vectored_write_even_when_split_by_the_peer() {
+    let server = MemStream::new();
+    let mut r = rig(&server);
+    let value: &'static [u8] = Box::leak(vec![b'z'; 64 * 1024].into_boxed_slice());
+    let mut rx = r.call(set("big", value), Some(SECOND));
+    let _g = r.call(get("after"), Some(SECOND));
+    assert!(r.poll().is_pending());
+    let mut expected = b"set big 0 0 65536\r\n".to_vec();
+    expected.extend_from_slice(value);
+    expected.extend_from_slice(b"\r\nget after\r\n");
+    assert_eq!(server.take_written(), expected);
+    assert_eq!(
+        server.writes(),
+        1,
+        "command line, value and the next request: one write"
+    );
+
+    // A peer that takes a few bytes at a time: partial writes resume mid-buffer.
+    server.set_write_chunk(1000);
+    let _again = r.call(set("big", value), Some(SECOND));
+    assert!(r.poll().is_pending());
+    let mut expected = b"set big 0 0 65536\r\n".to_vec();
+    expected.extend_from_slice(value);
+    expected.extend_from_slice(b"\r\n");
+    assert_eq!(server.take_written(), expected);
+    server.send(b"STORED\r\nEND\r\nSTORED\r\n");
+    assert!(r.poll().is_pending());
+    assert!(matches!(reply(&mut rx), Some(Ok(Response::Stored))));
+}

@@ -96,13 +96,18 @@ impl MetaSet {
     }
 
     pub(crate) fn encode(&self, buf: &mut impl BufMut) {
+        self.encode_head(buf);
+        buf.put_slice(&self.value);
+        buf.put_slice(b"\r\n");
+    }
+
+    /// The command line, up to the data block.
+    pub(crate) fn encode_head(&self, buf: &mut impl BufMut) {
         put_head(buf, b"ms", &self.key);
         buf.put_u8(b' ');
         put_u64(buf, self.value.len() as u64);
         put_binary(buf, &self.key);
         self.flags.encode(buf);
-        buf.put_slice(b"\r\n");
-        buf.put_slice(&self.value);
         buf.put_slice(b"\r\n");
     }
 }

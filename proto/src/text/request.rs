@@ -168,6 +168,13 @@ impl Store {
     }
 
     pub(crate) fn encode(&self, buf: &mut impl BufMut) {
+        self.encode_head(buf);
+        buf.put_slice(&self.value);
+        buf.put_slice(b"\r\n");
+    }
+
+    /// The command line, up to the data block.
+    pub(crate) fn encode_head(&self, buf: &mut impl BufMut) {
         buf.put_slice(self.command.name().as_bytes());
         put_key(buf, &self.key);
         buf.put_u8(b' ');
@@ -181,8 +188,6 @@ impl Store {
             put_u64(buf, unique);
         }
         put_noreply(buf, self.noreply);
-        buf.put_slice(b"\r\n");
-        buf.put_slice(&self.value);
         buf.put_slice(b"\r\n");
     }
 }

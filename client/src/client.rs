@@ -11,7 +11,7 @@ use crate::memcache::Memcache;
 use crate::pool::Pool;
 use crate::runtime::{timeout, Runtime};
 use crate::stats::{ClientStats, ServerStats};
-use async_lock::Semaphore;
+use async_lock::{Semaphore, SemaphoreGuardArc};
 use futures_channel::mpsc;
 use mcache_proto::pool::Plan;
 use mcache_proto::text::request::{Retrieve, RetrieveCommand};
@@ -304,15 +304,10 @@ impl Client {
         let (conn, slot) = match free {
             Some(found) => found,
             None => {
+                // Every connection is full: wait for room. Boxed, so that the common path's
+                // future (moved with every call) does not carry the wait's state.
                 let conn = &s.connections[first];
-                let wait = conn.slots.acquire_arc();
-                let slot = match deadline {
-                    Some(at) => timeout(&*self.inner.runtime, at, wait)
-                        .await
-                        .ok_or(Error::Timeout)?,
-                    None => wait.await,
-                };
-                (conn, slot)
+                (conn, Box::pin(self.wait_for_slot(conn, deadline)).await?)
             }
         };
         let (reply, rx) = Reply::new(slot);
@@ -340,6 +335,21 @@ impl Client {
             .unbounded_send(cmd)
             .map_err(|_| Error::Unavailable(format!("{}: client shut down", s.endpoint)))?;
         Ok(Queued::Task(rx))
+    }
+
+    /// Waits for an in-flight slot of `conn` until `deadline`.
+    async fn wait_for_slot(
+        &self,
+        conn: &ConnectionHandle,
+        deadline: Option<Instant>,
+    ) -> Result<SemaphoreGuardArc, Error> {
+        let wait = conn.slots.acquire_arc();
+        match deadline {
+            Some(at) => timeout(&*self.inner.runtime, at, wait)
+                .await
+                .ok_or(Error::Timeout),
+            None => Ok(wait.await),
+        }
     }
 
     /// Awaits a queued request's reply (in `span`, the command's trace span), counts it, and
@@ -403,13 +413,15 @@ impl Client {
                 let queued = self.submit(server, request, deadline).await;
                 self.reply(server, queued, span, now).await
             }
+            // Boxed: a request for several servers is the rare case, and its state would
+            // otherwise make every call's future larger.
             Plan::Split(mut split) => {
                 let parts = std::mem::take(&mut split.parts);
-                split.merge(self.send_all(parts, deadline, now).await)
+                split.merge(Box::pin(self.send_all(parts, deadline, now)).await)
             }
             Plan::Broadcast(mut all) => {
                 let parts = std::mem::take(&mut all.parts);
-                all.merge(self.send_all(parts, deadline, now).await)
+                all.merge(Box::pin(self.send_all(parts, deadline, now)).await)
             }
             Plan::Refused(e) => Err(e),
             other => Err(Error::Config(format!("unsupported plan: {other:?}"))),

@@ -40,6 +40,9 @@ use tracing::Instrument as _;
 #[derive(Clone, Debug)]
 pub struct Client {
     inner: Arc<Inner>,
+    /// Set on a [`Client::pinned`] handle: the connection (by index, modulo each server's
+    /// count) its requests go to.
+    pin: Option<usize>,
 }
 
 #[derive(Debug)]
@@ -140,6 +143,32 @@ impl Client {
                 pool,
                 request_timeout,
             }),
+            pin: None,
+        }
+    }
+
+    /// A handle (a clone) whose requests to each server all go to one of that server's
+    /// connections, while it has room: requests sent together through it (futures joined in
+    /// one task) go out in one write and come back in one read, like one batch. Each call
+    /// picks the next connection in turn, so different handles spread over the connections.
+    ///
+    /// ```no_run
+    /// # async fn f(client: mcache_client::Client) -> Result<(), mcache_client::Error> {
+    /// use mcache_client::{join_all, Memcache};
+    /// let batch = client.pinned();
+    /// let (a, b) = (batch.get("a"), batch.get("b"));
+    /// let both = join_all([a, b]).await;
+    /// # Ok(()) }
+    /// ```
+    pub fn pinned(&self) -> Client {
+        let next = self
+            .inner
+            .servers
+            .first()
+            .map_or(0, |s| s.next.fetch_add(1, Ordering::Relaxed));
+        Client {
+            inner: self.inner.clone(),
+            pin: Some(next),
         }
     }
 
@@ -296,7 +325,10 @@ impl Client {
             .get(server)
             .ok_or_else(|| Error::Config(format!("no server #{server}")))?;
         let n = s.connections.len();
-        let first = s.next.fetch_add(1, Ordering::Relaxed) % n;
+        let first = match self.pin {
+            Some(pin) => pin % n,
+            None => s.next.fetch_add(1, Ordering::Relaxed) % n,
+        };
         let free = (0..n).find_map(|i| {
             let c = &s.connections[(first + i) % n];
             c.slots.try_acquire_arc().map(|slot| (c, slot))
@@ -323,11 +355,14 @@ impl Client {
         };
         let cmd = match conn.driver.try_inline(cmd) {
             Offer::Inline { defer } => {
+                // A pinned handle's requests are meant to travel together: let the others
+                // queue first, so that one write carries them all.
+                let defer = defer || self.pin.is_some();
                 return Ok(Queued::Inline(InlineReply {
                     rx,
                     driver: &conn.driver,
                     defer,
-                }))
+                }));
             }
             Offer::Declined(cmd) => cmd,
         };

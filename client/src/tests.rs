@@ -130,3 +130,40 @@ fn tls_over_a_unix_socket_without_a_name_is_refused_not_downgraded() {
         "a TLS handshake record, not plaintext"
     );
 }
+
+#[test]
+fn requests_joined_through_a_pinned_handle_share_one_write_and_one_read() {
+    let rt = ManualRuntime::new();
+    let servers = [MemStream::new(), MemStream::new()];
+    for s in &servers {
+        rt.on_connect(Connect::Open(s.clone()));
+    }
+    let client = ready(
+        Builder::new(Arc::new(rt.clone()))
+            .server("mem:1")
+            .connections(2)
+            .build(),
+    )
+    .unwrap();
+    rt.run_tasks();
+    let pinned = client.pinned();
+    let mut both = Box::pin(crate::join_all([pinned.get("a"), pinned.get("b")]));
+    assert!(poll(both.as_mut()).is_pending());
+    assert!(poll(both.as_mut()).is_pending());
+    let written: Vec<Vec<u8>> = servers.iter().map(MemStream::take_written).collect();
+    let (used, other) = match written.iter().position(|w| !w.is_empty()) {
+        Some(i) => (i, 1 - i),
+        None => panic!("nothing written"),
+    };
+    assert_eq!(written[used], b"get a\r\nget b\r\n", "one connection");
+    assert!(written[other].is_empty());
+    assert_eq!(servers[used].writes(), 1, "one write");
+    servers[used].send(b"VALUE a 0 1\r\nA\r\nEND\r\nVALUE b 0 1\r\nB\r\nEND\r\n");
+    match poll(both.as_mut()) {
+        Poll::Ready(v) => {
+            let v: Vec<_> = v.into_iter().map(|r| r.unwrap().unwrap().data).collect();
+            assert_eq!(v, ["A", "B"]);
+        }
+        Poll::Pending => panic!("both replies were read by the caller"),
+    }
+}

@@ -113,15 +113,58 @@ impl<T, F: FnOnce(Response) -> Result<T, Error>> Finish<T> for F {
 #[derive(Debug, Clone)]
 pub struct Aligned {
     command: RetrieveCommand,
-    keys: Vec<Key>,
+    /// The keys asked for, as one buffer of their wire forms (no reference counted per key).
+    keys: KeyNames,
 }
 
 impl Finish<Vec<Option<Value>>> for Aligned {
     fn finish(self, reply: Response) -> Result<Vec<Option<Value>>, Error> {
         match reply {
-            Response::Values(values) => Ok(align(&self.keys, values)),
+            Response::Values(values) => Ok(self.keys.align(values)),
             other => Err(unexpected(self.command.name(), &other)),
         }
+    }
+}
+
+/// The wire forms of a list of keys, in order, copied into one buffer.
+#[derive(Debug, Clone, Default)]
+struct KeyNames {
+    bytes: Vec<u8>,
+    ends: Vec<usize>,
+}
+
+impl KeyNames {
+    fn new(keys: &[Key]) -> KeyNames {
+        let mut names = KeyNames {
+            bytes: Vec::with_capacity(keys.iter().map(|k| k.wire().len()).sum()),
+            ends: Vec::with_capacity(keys.len()),
+        };
+        for k in keys {
+            names.bytes.extend_from_slice(k.wire());
+            names.ends.push(names.bytes.len());
+        }
+        names
+    }
+
+    fn iter(&self) -> impl Iterator<Item = &[u8]> {
+        let starts = std::iter::once(0).chain(self.ends.iter().copied());
+        starts
+            .zip(self.ends.iter().copied())
+            .map(|(start, end)| &self.bytes[start..end])
+    }
+
+    /// Lines up values with the keys asked for: hits come back in the order asked.
+    fn align(&self, values: Vec<Value>) -> Vec<Option<Value>> {
+        let mut out = Vec::with_capacity(self.ends.len());
+        let mut values = values.into_iter().peekable();
+        for k in self.iter() {
+            if values.peek().is_some_and(|v| v.key.wire() == k) {
+                out.push(values.next());
+            } else {
+                out.push(None);
+            }
+        }
+        out
     }
 }
 
@@ -522,11 +565,15 @@ fn retrieve_many<K: AsKey>(
     if keys.is_empty() {
         return Ok(Call::ready(Vec::new()));
     }
-    let request = Request::Retrieve(Retrieve {
-        command,
-        keys: keys.clone(),
-    });
-    Ok(Call::new(request, Aligned { command, keys }))
+    let names = KeyNames::new(&keys);
+    let request = Request::Retrieve(Retrieve { command, keys });
+    Ok(Call::new(
+        request,
+        Aligned {
+            command,
+            keys: names,
+        },
+    ))
 }
 
 /// Validates `keys`. Borrowed ones are copied into one buffer that their `Key`s share, so
@@ -559,20 +606,6 @@ pub fn many_keys<K: AsKey>(keys: impl IntoIterator<Item = K>) -> Result<Vec<Key>
             Part::Borrowed(start, end) => Key::from_validated_text(arena.slice(start..end)),
         })
         .collect())
-}
-
-/// Lines up values with the keys asked for: hits come back in the order asked.
-fn align(keys: &[Key], values: Vec<Value>) -> Vec<Option<Value>> {
-    let mut out = Vec::with_capacity(keys.len());
-    let mut values = values.into_iter().peekable();
-    for k in keys {
-        if values.peek().is_some_and(|v| v.key == *k) {
-            out.push(values.next());
-        } else {
-            out.push(None);
-        }
-    }
-    out
 }
 
 fn storage<T>(

@@ -500,12 +500,12 @@ impl Connection {
                 }
             }
         }
-        let front = self.pending.front()?;
+        let front = self.pending.front_mut()?;
         // A `noreply` request expects nothing; here it is its error line: any expectation
         // decodes an error line.
-        let neutral = Expect::Ok;
-        let expect = front.expect.as_ref().unwrap_or(&neutral);
-        match self.decoder.decode(expect, &mut self.input) {
+        let mut neutral = Expect::Ok;
+        let expect = front.expect.as_mut().unwrap_or(&mut neutral);
+        match self.decoder.decode_owned(expect, &mut self.input) {
             Ok(None) => None,
             Ok(Some(r)) => {
                 let p = self.complete_front(now)?;

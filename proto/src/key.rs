@@ -70,6 +70,14 @@ impl Key {
         })
     }
 
+    /// An empty key, for a value whose key is filled in later (never sent).
+    pub(crate) fn placeholder() -> Key {
+        Key {
+            wire: Bytes::new(),
+            binary: false,
+        }
+    }
+
     /// A text key from bytes [`validate_text_key`] accepted.
     pub(crate) fn from_validated_text(wire: Bytes) -> Key {
         Key {

@@ -290,6 +290,8 @@ pub struct ResponseDecoder {
     /// While a data block is incomplete: how many bytes the buffer must hold to complete it
     /// (its header, the declared length and `\r\n`); 0 otherwise.
     block_end: usize,
+    /// For each value decoded so far, the index of its key among the keys asked for.
+    value_keys: Vec<usize>,
 }
 
 fn error_line(line: &[u8]) -> Option<(ErrorKind, &[u8])> {
@@ -409,9 +411,38 @@ impl ResponseDecoder {
         expect: &Expect,
         buf: &mut BytesMut,
     ) -> Result<Option<Response>, DecodeError> {
-        let r = self.decode_inner(expect, buf);
-        if r.is_err() {
-            self.reset();
+        let mut r = self.decode_inner(expect, buf);
+        match (&mut r, expect) {
+            (Ok(Some(Response::Values(values))), Expect::Values { keys, .. }) => {
+                for (value, &i) in values.iter_mut().zip(&self.value_keys) {
+                    value.key = keys[i].clone();
+                }
+                self.value_keys.clear();
+            }
+            (Err(_), _) => self.reset(),
+            _ => {}
+        }
+        r
+    }
+
+    /// [`decode`](Self::decode) for a caller that owns the expectation and is done with it
+    /// once the reply is complete (a connection): the values take their keys from it instead
+    /// of counting another reference to each.
+    pub(crate) fn decode_owned(
+        &mut self,
+        expect: &mut Expect,
+        buf: &mut BytesMut,
+    ) -> Result<Option<Response>, DecodeError> {
+        let mut r = self.decode_inner(expect, buf);
+        match (&mut r, expect) {
+            (Ok(Some(Response::Values(values))), Expect::Values { keys, .. }) => {
+                for (value, &i) in values.iter_mut().zip(&self.value_keys) {
+                    value.key = std::mem::replace(&mut keys[i], Key::placeholder());
+                }
+                self.value_keys.clear();
+            }
+            (Err(_), _) => self.reset(),
+            _ => {}
         }
         r
     }
@@ -453,7 +484,7 @@ impl ResponseDecoder {
                     }
                     let value_head = self.value_line(line, keys, *cas)?;
                     // Checked at the header, before the data is buffered.
-                    let size = value_head.0.key.wire().len().saturating_add(value_head.1);
+                    let size = keys[value_head.2].wire().len().saturating_add(value_head.1);
                     self.check_reply_len(size)?;
                     let Some(data) = self.take_block(buf, head, value_head.1)? else {
                         return Ok(None);
@@ -461,12 +492,14 @@ impl ResponseDecoder {
                     // Only now is the VALUE line consumed: an incomplete block re-reads it.
                     self.reply_len += size;
                     self.next_key = value_head.2 + 1;
+                    // The key is filled in when the reply is complete (see `fill_keys`).
                     self.values.push(Value {
                         key: value_head.0.key,
                         flags: value_head.0.flags,
                         cas: value_head.0.cas,
                         data,
                     });
+                    self.value_keys.push(value_head.2);
                 }
                 Expect::Storage => {
                     let r = match line {
@@ -573,6 +606,7 @@ impl ResponseDecoder {
     /// Drops the part of a multi-line reply read so far (keeps the stray-line state).
     fn reset_partial(&mut self) {
         self.block_end = 0;
+        self.value_keys.clear();
         self.values.clear();
         self.next_key = 0;
         self.stats.clear();
@@ -625,7 +659,7 @@ impl ResponseDecoder {
         let len = parse_len(len, self.limits.max_value_len)?;
         Ok((
             Value {
-                key: keys[index].clone(),
+                key: Key::placeholder(),
                 flags: parse_u32("flags", flags)?,
                 cas,
                 data: Bytes::new(),

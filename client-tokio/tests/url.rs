@@ -56,6 +56,25 @@ async fn bad_urls_are_typed_errors_and_bad_servers_fail_the_build() {
         Err(Error::Config(m)) => assert!(m.contains("port \"abc\""), "{m}"),
         other => panic!("{other:?}"),
     }
+    // A server that is not there: `Client::connect` and a builder with `require_reachable`
+    // fail; a plain builder is fail-open (built, its calls fail until the server answers).
+    let server = Memcached::start().unwrap();
+    let addr = server.host_port_string();
+    server.kill().unwrap();
+    assert!(matches!(
+        Client::connect(addr.as_str()).await,
+        Err(Error::Io(_))
+    ));
+    let strict = Client::builder()
+        .server(addr.as_str())
+        .require_reachable(true);
+    assert!(matches!(strict.build().await, Err(Error::Io(_))));
+    let client = Client::builder()
+        .server(addr.as_str())
+        .build()
+        .await
+        .unwrap();
+    assert!(client.get("url:down").await.is_err());
 }
 
 #[cfg(feature = "tls")]

@@ -30,6 +30,7 @@ pub struct Builder {
     hash_mode: HashMode,
     health: HealthPolicy,
     proxy: Option<ProxyKind>,
+    require_reachable: bool,
 }
 
 impl Builder {
@@ -46,6 +47,7 @@ impl Builder {
             hash_mode: HashMode::default(),
             health: HealthPolicy::default(),
             proxy: None,
+            require_reachable: false,
         }
     }
 
@@ -191,6 +193,21 @@ impl Builder {
         self
     }
 
+    /// Whether [`Builder::build`] fails when no server can be reached (default `false`: the
+    /// client is built anyway and connects in the background).
+    ///
+    /// Off, an application starts while memcached is down: `build` succeeds, every
+    /// connection is retried with [`Builder::backoff`], and calls fail fast with
+    /// [`Error::Unavailable`] until a server answers (a cache in front of a database keeps
+    /// serving, uncached). On, `build` returns the first connect error when no server
+    /// accepts a connection, as `Client::connect` (an adapter's strict shorthand for one
+    /// server) does: for scripts and tools that should stop at once when memcached is not
+    /// there.
+    pub fn require_reachable(mut self, on: bool) -> Self {
+        self.require_reachable = on;
+        self
+    }
+
     /// Adds the servers of a URL and applies its settings:
     ///
     /// - `memcache://host:port` (TCP), `memcaches://host:port` (TLS), `unix:///path/to/sock`,
@@ -299,11 +316,15 @@ impl Builder {
         Ok(())
     }
 
-    /// Opens the connections, to every server at once. With one server, fails if its first
-    /// connection cannot be opened; with several, fails only if no server can be reached (a
-    /// server that cannot is counted as failing once, and its connections are retried in
-    /// the background). Later connections of a server that fail are retried in the
-    /// background.
+    /// Opens the connections, to every server at once, and returns the client.
+    ///
+    /// Fail-open by default: a server that cannot be reached is counted as failing once and
+    /// its connections are retried in the background (with [`Builder::backoff`]); calls to it
+    /// fail fast with [`Error::Unavailable`] until it answers. So `build` succeeds while
+    /// memcached is down, and the application starts uncached. With
+    /// [`Builder::require_reachable`] it fails instead when no server can be reached.
+    /// Configuration errors (no server, an address that does not parse, TLS over a unix
+    /// socket without a name) fail either way, before anything is opened.
     pub async fn build(self) -> Result<Client, Error> {
         self.validate()?;
         let proto_pool = mcache_proto::Pool::new(
@@ -325,14 +346,14 @@ impl Builder {
                 .map(|(endpoint, _)| open_server(&*rt, endpoint, &settings, n)),
         )
         .await;
-        if !opened.iter().any(Result::is_ok) {
+        if self.require_reachable && !opened.iter().any(Result::is_ok) {
             let first = opened.into_iter().find_map(Result::err);
             return Err(first.unwrap_or_else(|| Error::Config("no server reachable".into())));
         }
         let mut servers = Vec::with_capacity(opened.len());
         for (i, ((endpoint, _), streams)) in self.servers.into_iter().zip(opened).enumerate() {
             let streams = streams.unwrap_or_else(|e| {
-                tracing::warn!(%endpoint, error = %e, "server unreachable at start");
+                tracing::warn!(%endpoint, error = %e, "unreachable at start: retrying in the background");
                 pool.record_failure(i, rt.now());
                 (0..n).map(|_| None).collect()
             });
@@ -416,7 +437,9 @@ macro_rules! adapter_constructors {
         /// `Client::connect` and `Client::builder` on this crate's runtime. In scope with
         /// `use` of this trait (or of the crate's `prelude`).
         pub trait $name: Sized {
-            /// Connects to one server with the default settings.
+            /// Connects to one server with the default settings; fails if it cannot be
+            /// reached (strict, for scripts; a builder's `build` is fail-open unless
+            /// `require_reachable(true)`).
             fn connect(
                 endpoint: impl Into<$crate::Endpoint>,
             ) -> impl ::std::future::Future<Output = Result<$crate::Client, $crate::Error>> + Send;
@@ -429,7 +452,10 @@ macro_rules! adapter_constructors {
                 endpoint: impl Into<$crate::Endpoint>,
             ) -> impl ::std::future::Future<Output = Result<$crate::Client, $crate::Error>> + Send
             {
-                $crate::Client::connect_with(($runtime)(), endpoint)
+                $crate::Builder::new(($runtime)())
+                    .server(endpoint)
+                    .require_reachable(true)
+                    .build()
             }
 
             fn builder() -> $crate::Builder {

@@ -67,6 +67,7 @@ pub(crate) struct Server {
 pub(crate) struct ConnectionHandle {
     tx: mpsc::UnboundedSender<Command>,
     pub(crate) slots: Arc<Semaphore>,
+    max_in_flight: usize,
     driver: Arc<Shared>,
 }
 
@@ -83,8 +84,15 @@ impl ConnectionHandle {
         ConnectionHandle {
             tx,
             slots: Arc::new(Semaphore::new(max_in_flight)),
+            max_in_flight,
             driver,
         }
+    }
+
+    /// Whether the caller holding one slot is the only one: the connection may be idle (the
+    /// driver decides; a busy connection is seen here with one atomic load, no lock).
+    fn maybe_idle(&self) -> bool {
+        self.slots.available_permits() + 1 >= self.max_in_flight
     }
 }
 
@@ -172,13 +180,17 @@ impl Client {
         }
     }
 
-    /// Connects to one server with the default settings, on `runtime`. (The adapters'
-    /// `Client::connect` calls this with their runtime.)
+    /// Connects to one server with the default settings, on `runtime`; fails if it cannot be
+    /// reached (strict, as the adapters' `Client::connect`; a builder's `build` is fail-open
+    /// unless [`Builder::require_reachable`]).
     pub fn connect_with(
         runtime: Arc<dyn Runtime>,
         endpoint: impl Into<Endpoint>,
     ) -> impl Future<Output = Result<Client, Error>> + Send {
-        Builder::new(runtime).server(endpoint).build()
+        Builder::new(runtime)
+            .server(endpoint)
+            .require_reachable(true)
+            .build()
     }
 
     /// The runtime the client's tasks and timers run on.
@@ -353,7 +365,12 @@ impl Client {
             reply,
             deadline,
         };
-        let cmd = match conn.driver.try_inline(cmd) {
+        let offer = if conn.maybe_idle() {
+            conn.driver.try_inline(cmd)
+        } else {
+            Offer::Declined(cmd)
+        };
+        let cmd = match offer {
             Offer::Inline { defer } => {
                 // A pinned handle's requests are meant to travel together: let the others
                 // queue first, so that one write carries them all.

@@ -503,9 +503,10 @@ impl Driver {
 }
 
 /// What became of a request offered to a connection for the inline path.
-#[expect(
+#[allow(
     clippy::large_enum_variant,
-    reason = "returned once per request and moved on at once; boxing would allocate per request"
+    reason = "returned once per request and moved on at once; boxing would allocate per request \
+              (large only with some features, so not an `expect`)"
 )]
 pub(crate) enum Offer {
     /// It is in the connection; the caller drives it (after yielding once if `defer`).

@@ -81,10 +81,13 @@ fn a_client_on_a_runtime_of_its_own_serves_calls() {
 }
 
 #[test]
-fn an_unreachable_single_server_fails_the_build_with_the_cause() {
+fn an_unreachable_single_server_fails_a_strict_build_with_the_cause() {
     let rt = ManualRuntime::new();
     rt.on_connect(Connect::Refuse);
-    let err = ready(Builder::new(Arc::new(rt)).server("mem:1").build()).unwrap_err();
+    let strict = Builder::new(Arc::new(rt))
+        .server("mem:1")
+        .require_reachable(true);
+    let err = ready(strict.build()).unwrap_err();
     match err {
         Error::Io(io) => assert_eq!(io.kind(), std::io::ErrorKind::ConnectionRefused),
         other => panic!("{other:?}"),

@@ -3,7 +3,9 @@
 //! - the hit path of a memoized call against a raw `get` of the same value, one call at a time
 //!   (latency) and 64 at a time (throughput): overhead in ns and as a ratio;
 //! - single flight under 256 concurrent identical misses, in one process and split over two
-//!   clients: how many times the body runs and how long a round takes.
+//!   clients: how many times the body runs and how long a round takes;
+//! - what a hit spends on being observed (its `memoize` span and its per-function counters,
+//!   `Cache::stats`), measured alone, as a share of the hit's wall time and client CPU time.
 //!
 //! `cargo bench -p mcache-registry --bench memoize` (`-- --quick` for fewer iterations).
 
@@ -221,6 +223,27 @@ fn main() {
         show("raw get", &raw);
         show("memoized hit", &memo);
         compare(&raw, &memo);
+
+        // The observability of a hit (span + counters), alone, against the hit itself.
+        let (_, memo) = sequential(&pid, &client, &cache, n).await;
+        let m = n * 500;
+        let observed = cost(&pid, m, async {
+            for _ in 0..m {
+                mcache_registry::__private::observe_hit(&cache, &hit::FUNCTION);
+            }
+        })
+        .await;
+        println!("stats counters and span of a hit, alone ({m} calls):");
+        show("observe", &observed);
+        // The loop is CPU only: its wall time is its CPU time, finer than the CPU clock's ticks.
+        let of_cpu = memo.client_cpu.map_or("n/a".to_string(), |cpu| {
+            format!("{:.2}% of its client CPU ({cpu:.0} ns)", 100.0 * observed.wall / cpu)
+        });
+        println!(
+            "  share of a memoized hit: {:.2}% of its wall time ({:.0} ns), {of_cpu}",
+            100.0 * observed.wall / memo.wall,
+            memo.wall,
+        );
 
         let second = Cache::new(
             Client::connect(addr.as_str()).await.expect("connect"),

@@ -1,9 +1,9 @@
 //! The cache handle ([`Cache`]), its settings ([`CacheBuilder`]) and the key registry's
 //! per-call operations: key, is-cached, cached value, replace, invalidate.
 //!
-//! A `Cache` is an `Arc`: clone it freely. It owns the client, the namespace, the settings, the
-//! circuit breaker and the in-process flights; memoization lives in `memoize.rs` and
-//! generations in `invalidate.rs`.
+//! A `Cache` is an `Arc`: clone it freely. It owns the client (none when disabled), the
+//! namespace, the settings, the circuit breaker, the in-process flights and the per-function
+//! counters; memoization lives in `memoize.rs` and generations in `invalidate.rs`.
 
 use crate::codec::{self, Codec, Encoded, Stamp};
 use crate::error::Error;
@@ -12,6 +12,7 @@ use crate::health::Breaker;
 use crate::join::join2;
 use crate::key::{self, Args, Function};
 use crate::random::random_u64;
+use crate::stats::{CacheStats, Stats};
 use mcache_client::{Client, Memcache, Runtime, Timer};
 use mcache_proto::{
     Error as ProtoError, Key, MetaDeleteFlags, MetaGetFlags, MetaResponse, MetaSetFlags,
@@ -83,6 +84,7 @@ impl<C> fmt::Debug for Cache<C> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Cache")
             .field("namespace", &self.inner.namespace)
+            .field("disabled", &self.inner.client.is_none())
             .field("config", &self.inner.config)
             .field("bypassing", &self.inner.breaker.is_open())
             .finish_non_exhaustive()
@@ -90,12 +92,14 @@ impl<C> fmt::Debug for Cache<C> {
 }
 
 pub(crate) struct Inner<C> {
-    pub(crate) client: C,
+    /// `None`: [`Cache::disabled`].
+    pub(crate) client: Option<C>,
     pub(crate) namespace: Box<str>,
     pub(crate) config: Config,
     pub(crate) breaker: Breaker,
     pub(crate) flights: Flights,
     pub(crate) namespace_generation: Key,
+    pub(crate) stats: Stats,
 }
 
 /// Settings of a [`Cache`]; see [`CacheBuilder`] for each.
@@ -243,25 +247,29 @@ impl<C: Backend> CacheBuilder<C> {
         if !key::valid_namespace(&self.namespace) {
             return Err(Error::InvalidNamespace(self.namespace));
         }
-        Ok(Cache {
-            inner: Arc::new(Inner {
-                client: self.client,
-                namespace_generation: key::namespace_generation_key(&self.namespace),
-                namespace: self.namespace.into_boxed_str(),
-                config: self.config,
-                breaker: Breaker::new(self.breaker_threshold, self.breaker_cooldown),
-                flights: Flights::default(),
-            }),
-        })
+        Ok(Cache::from_parts(
+            Some(self.client),
+            self.namespace,
+            self.config,
+            Breaker::new(self.breaker_threshold, self.breaker_cooldown),
+        ))
     }
 }
 
+/// The plain commands go to the client; on a [disabled](Cache::disabled) cache they fail with
+/// [`ProtoError::Unavailable`].
 impl<C: Backend> Memcache for Cache<C> {
     fn execute(
         &self,
         request: Request,
     ) -> impl Future<Output = Result<Response, ProtoError>> + Send {
-        self.inner.client.execute(request)
+        let client = self.inner.client.as_ref();
+        async move {
+            match client {
+                Some(client) => client.execute(request).await,
+                None => Err(ProtoError::Unavailable("caching is disabled".into())),
+            }
+        }
     }
 }
 
@@ -279,6 +287,57 @@ impl<C: Backend> Cache<C> {
         Cache::builder(client).namespace(namespace).build()
     }
 
+    /// A cache that caches nothing: every memoized call runs its function, and key-registry
+    /// operations are no-ops (`invalidate` gives `Ok(false)`, `cached` `Ok(None)`, `replace`
+    /// `Ok(())`). For tests, and for turning caching off by configuration without changing
+    /// the code that uses it (txcaching's `disable`). Its plain commands fail with
+    /// [`ProtoError::Unavailable`], and [`Cache::client`] is `None`.
+    ///
+    /// ```
+    /// use mcache_registry::{memoize, Cache};
+    /// # use mcache_registry::Client;
+    /// #[memoize(cache = cache)]
+    /// fn double(cache: &Cache<Client>, x: u32) -> u32 {
+    ///     x * 2
+    /// }
+    /// # futures_lite_block_on(async {
+    /// let cache = Cache::disabled();
+    /// assert_eq!(double(&cache, 21).await, 42);
+    /// assert!(!double::invalidate(&cache, 21).await.unwrap());
+    /// # });
+    /// # fn futures_lite_block_on<F: std::future::Future>(f: F) -> F::Output {
+    /// #     let mut f = std::pin::pin!(f);
+    /// #     let waker = std::task::Waker::noop();
+    /// #     loop {
+    /// #         if let std::task::Poll::Ready(v) = f.as_mut().poll(&mut std::task::Context::from_waker(waker)) {
+    /// #             return v;
+    /// #         }
+    /// #     }
+    /// # }
+    /// ```
+    pub fn disabled() -> Cache<C> {
+        Cache::from_parts(
+            None,
+            "disabled".into(),
+            Config::default(),
+            Breaker::new(1, Duration::ZERO),
+        )
+    }
+
+    fn from_parts(client: Option<C>, namespace: String, config: Config, breaker: Breaker) -> Self {
+        Cache {
+            inner: Arc::new(Inner {
+                client,
+                namespace_generation: key::namespace_generation_key(&namespace),
+                namespace: namespace.into_boxed_str(),
+                config,
+                breaker,
+                flights: Flights::default(),
+                stats: Stats::default(),
+            }),
+        }
+    }
+
     /// A builder; the namespace defaults to `mcache`.
     pub fn builder(client: C) -> CacheBuilder<C> {
         CacheBuilder {
@@ -290,9 +349,35 @@ impl<C: Backend> Cache<C> {
         }
     }
 
-    /// The client, for anything the registry does not wrap.
-    pub fn client(&self) -> &C {
-        &self.inner.client
+    /// The client, for anything the registry does not wrap; `None` for a
+    /// [disabled](Cache::disabled) cache.
+    pub fn client(&self) -> Option<&C> {
+        self.inner.client.as_ref()
+    }
+
+    /// What each memoized function's calls did through this cache since it was made: hits,
+    /// stale serves, misses, bypasses (circuit breaker open, or disabled), lease waits and
+    /// cache errors (see [`FunctionStats`](crate::FunctionStats)). Counting costs a few
+    /// relaxed atomic adds per call; feature `metrics` also exports the same counts through
+    /// the `metrics` facade.
+    pub fn stats(&self) -> CacheStats {
+        self.inner.stats.snapshot()
+    }
+
+    /// Whether this cache was made with [`Cache::disabled`].
+    pub fn is_disabled(&self) -> bool {
+        self.inner.client.is_none()
+    }
+
+    /// The client to use for a key-registry operation: `Ok(None)` when the cache is disabled
+    /// (the operation is a no-op), [`Error::Unavailable`] at once while the circuit breaker is
+    /// open (no request timeout is waited out).
+    pub(crate) fn gate(&self) -> Result<Option<&C>, Error> {
+        match &self.inner.client {
+            None => Ok(None),
+            Some(_) if !self.inner.breaker.allow() => Err(Error::Unavailable),
+            Some(client) => Ok(Some(client)),
+        }
     }
 
     /// The namespace.
@@ -313,8 +398,11 @@ impl<C: Backend> Cache<C> {
     /// Whether the call is cached and fresh, without fetching its value (meta `mg` without
     /// `v`; the generations are compared through a 24-bit fingerprint in the client flags, so
     /// an entry invalidated with its whole function or namespace is reported cached with a
-    /// probability of 2⁻²⁴).
+    /// probability of 2⁻²⁴; the stored type is not checked).
     pub async fn is_cached(&self, function: &Function, args: &Args) -> Result<bool, Error> {
+        let Some(client) = self.gate()? else {
+            return Ok(false);
+        };
         let key = self.key(function, args);
         let flags = MetaGetFlags {
             client_flags: true,
@@ -323,7 +411,7 @@ impl<C: Backend> Cache<C> {
             ..Default::default()
         };
         let (item, stamp) = join2(
-            self.op("mg", self.inner.client.meta_get(&key, flags)),
+            self.op("mg", client.meta_get(&key, flags)),
             self.stamp(function),
         )
         .await;
@@ -337,40 +425,59 @@ impl<C: Backend> Cache<C> {
     }
 
     /// The cached entry of a call, if it is cached and fresh (`None` for a miss, a stale
-    /// entry, or one that no longer decodes as `T`).
+    /// entry, or one stored as another type than `T`).
     pub async fn cached<T: DeserializeOwned>(
         &self,
         function: &Function,
         args: &Args,
     ) -> Result<Option<T>, Error> {
+        if self.gate()?.is_none() {
+            return Ok(None);
+        }
         let key = self.key(function, args);
         match self.read(function, &key).await? {
-            Read::Fresh(e) => Ok(codec::decode(e.flags, &e.bytes).ok()),
+            Read::Fresh(e) => Ok(codec::decode(e.flags, &e.bytes, function.version()).ok()),
             Read::Missing => Ok(None),
         }
     }
 
     /// Stores `entry` as the cached result of a call (txcaching's `replace` after an update):
     /// the next call returns it without running the function. `negative` picks the negative
-    /// time to live.
-    pub async fn set_cached<T: Serialize + ?Sized>(
+    /// time to live. `T` must be the type the function's readers ask for (it is part of the
+    /// value's fingerprint: an entry stored as `u64` is a miss for a reader of `i64`).
+    pub async fn set_cached<T: Serialize>(
         &self,
         function: &Function,
         args: &Args,
         entry: &T,
         negative: bool,
     ) -> Result<(), Error> {
+        let ttl = self.exptime(function, negative);
+        self.store::<T, T>(function, args, entry, ttl).await
+    }
+
+    /// Stores `value`, a borrowed form of an entry `E` (`str` for `String`), with `exptime`.
+    pub(crate) async fn store<E, V: Serialize + ?Sized>(
+        &self,
+        function: &Function,
+        args: &Args,
+        value: &V,
+        exptime: i32,
+    ) -> Result<(), Error> {
+        let Some(client) = self.gate()? else {
+            return Ok(());
+        };
         let key = self.key(function, args);
         self.inner.flights.detach(&key);
         let stamp = self.stamp(function).await?;
-        let encoded = self.encode(entry, stamp)?;
+        let encoded = self.encode::<E, V>(function, value, stamp)?;
         let flags = MetaSetFlags {
-            ttl: Some(self.exptime(function, negative)),
+            ttl: Some(exptime),
             client_flags: Some(encoded.flags),
             ..Default::default()
         };
         let r = self
-            .op("ms", self.inner.client.meta_set(&key, encoded.bytes, flags))
+            .op("ms", client.meta_set(&key, encoded.bytes, flags))
             .await?;
         expect_status("ms", &r, &[MetaStatus::Hd])?;
         Ok(())
@@ -380,6 +487,9 @@ impl<C: Backend> Cache<C> {
     /// stale-while-revalidate the entry is marked stale instead, and served to waiting callers
     /// while one recomputes it.
     pub async fn invalidate(&self, function: &Function, args: &Args) -> Result<bool, Error> {
+        let Some(client) = self.gate()? else {
+            return Ok(false);
+        };
         let key = self.key(function, args);
         self.inner.flights.detach(&key);
         let cfg = &self.inner.config;
@@ -392,9 +502,7 @@ impl<C: Backend> Cache<C> {
         } else {
             MetaDeleteFlags::default()
         };
-        let r = self
-            .op("md", self.inner.client.meta_delete(&key, flags))
-            .await?;
+        let r = self.op("md", client.meta_delete(&key, flags)).await?;
         expect_status("md", &r, &[MetaStatus::Hd, MetaStatus::Nf])?;
         Ok(r.status == MetaStatus::Hd)
     }
@@ -409,7 +517,7 @@ impl<C: Backend> Cache<C> {
             ..Default::default()
         };
         let (item, stamp) = join2(
-            self.op("mg", self.inner.client.meta_get(key, flags)),
+            self.op("mg", self.request(|c| c.meta_get(key, flags))),
             self.stamp(function),
         )
         .await;
@@ -429,6 +537,18 @@ impl<C: Backend> Cache<C> {
         }
     }
 
+    /// A request on the client; on a disabled cache, [`ProtoError::Unavailable`].
+    pub(crate) async fn request<'a, T, F, Fut>(&'a self, f: F) -> Result<T, ProtoError>
+    where
+        F: FnOnce(&'a C) -> Fut,
+        Fut: Future<Output = Result<T, ProtoError>>,
+    {
+        match &self.inner.client {
+            Some(client) => f(client).await,
+            None => Err(ProtoError::Unavailable("caching is disabled".into())),
+        }
+    }
+
     /// A plain `mg` of a stale item wins the right to recompute it (memcached hands the win
     /// to the first reader of a stale item, whatever its flags). The key registry only looks:
     /// it gives the win back at once, so that a memoized call can take it.
@@ -438,20 +558,35 @@ impl<C: Backend> Cache<C> {
         }
     }
 
-    /// Encodes an entry with this cache's codec.
-    pub(crate) fn encode<T: Serialize + ?Sized>(
+    /// Encodes `value`, a borrowed form of an entry `E` of `function`, with this cache's
+    /// codec and `E`'s type fingerprint.
+    pub(crate) fn encode<E, V: Serialize + ?Sized>(
         &self,
-        entry: &T,
+        function: &Function,
+        value: &V,
         stamp: Stamp,
     ) -> Result<Encoded, Error> {
         let cfg = &self.inner.config;
-        codec::encode(entry, cfg.codec, cfg.compress_above, stamp).map_err(Error::Encode)
+        let fingerprint = codec::type_fingerprint::<E>(cfg.codec, function.version());
+        codec::encode(value, cfg.codec, cfg.compress_above, stamp, fingerprint)
+            .map_err(Error::Encode)
     }
 
     /// The `T` token for a function's result.
     pub(crate) fn exptime(&self, function: &Function, negative: bool) -> i32 {
+        self.exptime_with(function, negative, None)
+    }
+
+    /// The `T` token for a function's result, `ttl` (from the value: `ttl_fn`) over the
+    /// function's and the cache's positive time to live.
+    pub(crate) fn exptime_with(
+        &self,
+        function: &Function,
+        negative: bool,
+        ttl: Option<Duration>,
+    ) -> i32 {
         let cfg = &self.inner.config;
-        let positive = function.ttl().unwrap_or(cfg.ttl);
+        let positive = ttl.or(function.ttl()).unwrap_or(cfg.ttl);
         let ttl = if negative {
             function
                 .negative_ttl()
@@ -512,8 +647,11 @@ impl<C: Backend, T, F: Future<Output = Result<T, ProtoError>>> Future for Op<'_,
                 let Some(limit) = this.inner.config.op_timeout else {
                     return Poll::Pending;
                 };
+                let Some(client) = &this.inner.client else {
+                    return Poll::Pending;
+                };
                 let timer = this.timer.get_or_insert_with(|| {
-                    let rt = this.inner.client.runtime();
+                    let rt = client.runtime();
                     rt.timer(rt.now() + limit)
                 });
                 if timer.as_mut().poll_fire(cx).is_pending() {

@@ -1,5 +1,5 @@
-//! Values: the serde codecs, the client-flags layout and the generation stamp stored in front
-//! of every value.
+//! Values: the serde codecs, the client-flags layout, and the generation stamp and type
+//! fingerprint stored in front of every value.
 //!
 //! This module owns the stored format of a value. It must never guess: a value whose flags do
 //! not say this format, whose codec is unknown or which does not decode is reported as such,
@@ -11,11 +11,12 @@
 //! |--------|----------------------------------------------------------------|
 //! | 0..=3  | codec: 1 postcard, 2 JSON                                      |
 //! | 4      | the payload is lz4-compressed (block format, size-prefixed)    |
-//! | 5..=7  | format version: 1                                              |
+//! | 5..=7  | format version: 2 (1 had no type fingerprint: read as foreign) |
 //! | 8..=31 | fingerprint of the generations (so `is_cached` needs no value) |
 //!
 //! Value bytes: the namespace generation and the function generation (8 bytes each, big
-//! endian), then the payload.
+//! endian), the fingerprint of the stored type (8 bytes, see [`type_fingerprint`]), then the
+//! payload.
 
 use bytes::{BufMut, Bytes, BytesMut};
 use serde::de::DeserializeOwned;
@@ -25,8 +26,10 @@ const CODEC_MASK: u32 = 0xF;
 const LZ4_BIT: u32 = 1 << 4;
 const FORMAT_SHIFT: u32 = 5;
 const FORMAT_MASK: u32 = 0b111 << FORMAT_SHIFT;
-const FORMAT_V1: u32 = 1 << FORMAT_SHIFT;
-const HEADER_LEN: usize = 16;
+const FORMAT_V2: u32 = 2 << FORMAT_SHIFT;
+const STAMP_LEN: usize = 16;
+/// Stamp and type fingerprint.
+pub(crate) const HEADER_LEN: usize = STAMP_LEN + 8;
 
 /// How values are serialized. Whatever the cache is configured with, a reader decodes a value
 /// with the codec recorded in its client flags.
@@ -38,7 +41,7 @@ pub enum Codec {
     /// `serde_json::Value`) need [`Codec::Json`].
     #[default]
     Postcard,
-    /// JSON ([serde_json]): larger, readable from any language (skip the 16-byte stamp).
+    /// JSON ([serde_json]): larger, readable from any language (skip the 24-byte header).
     Json,
 }
 
@@ -99,21 +102,47 @@ pub(crate) enum DecodeError {
     Compressed,
     #[error("payload does not decode: {0}")]
     Payload(String),
+    #[error("stored as another type, codec or version")]
+    OtherType,
+}
+
+/// What identifies the type of a stored value: its name and layout as this build's compiler
+/// sees them, the codec and the function's version (FNV-1a, 64 bits). A value read as a type
+/// with another fingerprint is a miss, never a reinterpretation of its bytes (a `u64` read as
+/// `(u8, u8)`). A new compiler may name a type differently: its values are then recomputed
+/// once. A struct changed without changing its name or size is not seen: that is what a
+/// function's `version` is for.
+pub(crate) fn type_fingerprint<T>(codec: Codec, version: u32) -> u64 {
+    const PRIME: u64 = 0x0000_0100_0000_01B3;
+    let mut h: u64 = 0xCBF2_9CE4_8422_2325;
+    let mut eat = |bytes: &[u8]| {
+        for b in bytes {
+            h = (h ^ u64::from(*b)).wrapping_mul(PRIME);
+        }
+    };
+    eat(std::any::type_name::<T>().as_bytes());
+    eat(&(std::mem::size_of::<T>() as u64).to_be_bytes());
+    eat(&(std::mem::align_of::<T>() as u64).to_be_bytes());
+    eat(&codec.id().to_be_bytes());
+    eat(&version.to_be_bytes());
+    h
 }
 
 /// Serializes `value` with `codec`, compressing payloads over `compress_above` bytes when the
-/// `lz4` feature is on.
+/// `lz4` feature is on. `fingerprint` is the [`type_fingerprint`] of the type readers will ask
+/// for (`value` may be a borrowed form of it, serialized the same: `str` for `String`).
 pub(crate) fn encode<T: Serialize + ?Sized>(
     value: &T,
     codec: Codec,
     compress_above: Option<usize>,
     stamp: Stamp,
+    fingerprint: u64,
 ) -> Result<Encoded, String> {
     let payload = match codec {
         Codec::Postcard => postcard::to_stdvec(value).map_err(|e| e.to_string())?,
         Codec::Json => serde_json::to_vec(value).map_err(|e| e.to_string())?,
     };
-    let mut flags = FORMAT_V1 | codec.id() | (stamp.fingerprint() << 8);
+    let mut flags = FORMAT_V2 | codec.id() | (stamp.fingerprint() << 8);
     let payload = match compress_above {
         Some(limit) if payload.len() > limit => match compress(&payload) {
             Some(c) => {
@@ -127,6 +156,7 @@ pub(crate) fn encode<T: Serialize + ?Sized>(
     let mut bytes = BytesMut::with_capacity(HEADER_LEN + payload.len());
     bytes.put_u64(stamp.namespace);
     bytes.put_u64(stamp.function);
+    bytes.put_u64(fingerprint);
     bytes.put_slice(&payload);
     Ok(Encoded {
         flags,
@@ -146,7 +176,7 @@ fn compress(_payload: &[u8]) -> Option<Vec<u8>> {
 
 /// Whether the flags say this format; the fingerprint they carry.
 pub(crate) fn fingerprint(flags: u32) -> Option<u32> {
-    (flags & FORMAT_MASK == FORMAT_V1).then_some(flags >> 8)
+    (flags & FORMAT_MASK == FORMAT_V2).then_some(flags >> 8)
 }
 
 /// The stamp of a stored value, checking the format first.
@@ -164,12 +194,21 @@ pub(crate) fn stamp(flags: u32, bytes: &[u8]) -> Result<Stamp, DecodeError> {
     })
 }
 
-/// Decodes the payload of a stored value (its stamp is not checked here: see [`stamp`]).
-pub(crate) fn decode<T: DeserializeOwned>(flags: u32, bytes: &[u8]) -> Result<T, DecodeError> {
+/// Decodes the payload of a stored value as a `T` of a function at `version` (its stamp is
+/// not checked here: see [`stamp`]). A value stored as another type is
+/// [`DecodeError::OtherType`], whatever its bytes would decode to.
+pub(crate) fn decode<T: DeserializeOwned>(
+    flags: u32,
+    bytes: &[u8],
+    version: u32,
+) -> Result<T, DecodeError> {
     stamp(flags, bytes)?;
-    let payload = &bytes[HEADER_LEN..];
     let codec =
         Codec::from_id(flags & CODEC_MASK).ok_or(DecodeError::UnknownCodec(flags & CODEC_MASK))?;
+    let (fingerprint, payload) = bytes[STAMP_LEN..].split_at(8);
+    if fingerprint != type_fingerprint::<T>(codec, version).to_be_bytes() {
+        return Err(DecodeError::OtherType);
+    }
     let decompressed;
     let payload = if flags & LZ4_BIT != 0 {
         decompressed = decompress(payload)?;
@@ -207,38 +246,86 @@ mod tests {
         function: 9,
     };
 
+    fn fp<T>(codec: Codec) -> u64 {
+        type_fingerprint::<T>(codec, 1)
+    }
+
     #[test]
     fn roundtrip_both_codecs() {
+        type V = (String, Vec<u32>, Option<i64>);
         for codec in [Codec::Postcard, Codec::Json] {
-            let v = (String::from("bob"), vec![1u32, 2], Some(-3i64));
-            let e = encode(&v, codec, None, STAMP).unwrap();
+            let v: V = (String::from("bob"), vec![1u32, 2], Some(-3i64));
+            let e = encode(&v, codec, None, STAMP, fp::<V>(codec)).unwrap();
             assert_eq!(stamp(e.flags, &e.bytes).unwrap(), STAMP);
             assert_eq!(fingerprint(e.flags), Some(STAMP.fingerprint()));
-            let back: (String, Vec<u32>, Option<i64>) = decode(e.flags, &e.bytes).unwrap();
+            let back: V = decode(e.flags, &e.bytes, 1).unwrap();
             assert_eq!(back, v);
         }
-        let e = encode("x", Codec::Json, None, STAMP).unwrap();
+        let e = encode("x", Codec::Json, None, STAMP, fp::<String>(Codec::Json)).unwrap();
         assert_eq!(
-            &e.bytes[16..],
+            &e.bytes[HEADER_LEN..],
             b"\"x\"",
-            "JSON payload is plain JSON after the stamp"
+            "JSON payload is plain JSON after the header"
         );
-        assert_eq!(e.flags & 0xFF, 0x22);
+        assert_eq!(e.flags & 0xFF, 0x42);
+        assert_eq!(decode::<String>(e.flags, &e.bytes, 1).unwrap(), "x");
     }
 
     #[test]
     fn foreign_and_broken_values_are_errors() {
         assert_eq!(stamp(0, b"0123456789abcdefx"), Err(DecodeError::Foreign(0)));
-        assert_eq!(stamp(FORMAT_V1 | 1, b"short"), Err(DecodeError::Truncated));
+        assert_eq!(stamp(FORMAT_V2 | 1, b"short"), Err(DecodeError::Truncated));
         assert!(matches!(
-            decode::<String>(FORMAT_V1 | 9, &[0; 17]),
+            decode::<String>(FORMAT_V2 | 9, &[0; 25], 1),
             Err(DecodeError::UnknownCodec(9))
         ));
-        let e = encode(&5u64, Codec::Postcard, None, STAMP).unwrap();
+        let v1 = (1 << FORMAT_SHIFT) | 1;
+        assert_eq!(
+            fingerprint(v1),
+            None,
+            "format 1 (no type fingerprint) is foreign"
+        );
+        let e = encode(
+            &5u64,
+            Codec::Postcard,
+            None,
+            STAMP,
+            fp::<String>(Codec::Postcard),
+        );
         assert!(matches!(
-            decode::<String>(e.flags, &e.bytes),
+            decode::<String>(e.as_ref().unwrap().flags, &e.unwrap().bytes, 1),
             Err(DecodeError::Payload(_))
         ));
+    }
+
+    #[test]
+    fn another_type_or_version_is_not_reinterpreted() {
+        let e = encode(
+            &7000u64,
+            Codec::Postcard,
+            None,
+            STAMP,
+            fp::<u64>(Codec::Postcard),
+        )
+        .unwrap();
+        assert_eq!(decode::<u64>(e.flags, &e.bytes, 1), Ok(7000));
+        assert_eq!(
+            decode::<(u8, u8)>(e.flags, &e.bytes, 1),
+            Err(DecodeError::OtherType)
+        );
+        assert_eq!(
+            decode::<i64>(e.flags, &e.bytes, 1),
+            Err(DecodeError::OtherType)
+        );
+        assert_eq!(
+            decode::<u64>(e.flags, &e.bytes, 2),
+            Err(DecodeError::OtherType)
+        );
+        assert_ne!(fp::<u64>(Codec::Postcard), fp::<u64>(Codec::Json));
+        assert_ne!(
+            fp::<Vec<u8>>(Codec::Postcard),
+            fp::<String>(Codec::Postcard)
+        );
     }
 
     #[test]
@@ -256,21 +343,24 @@ mod tests {
     #[cfg(feature = "lz4")]
     #[test]
     fn large_values_compress() {
+        let f = fp::<String>(Codec::Postcard);
         let v = "abc".repeat(1000);
-        let e = encode(&v, Codec::Postcard, Some(100), STAMP).unwrap();
+        let e = encode(&v, Codec::Postcard, Some(100), STAMP, f).unwrap();
         assert_ne!(e.flags & LZ4_BIT, 0);
         assert!(e.bytes.len() < 500);
-        assert_eq!(decode::<String>(e.flags, &e.bytes).unwrap(), v);
-        let small = encode("abc", Codec::Postcard, Some(100), STAMP).unwrap();
+        assert_eq!(decode::<String>(e.flags, &e.bytes, 1).unwrap(), v);
+        let small = encode("abc", Codec::Postcard, Some(100), STAMP, f).unwrap();
         assert_eq!(small.flags & LZ4_BIT, 0);
     }
 
     #[cfg(not(feature = "lz4"))]
     #[test]
     fn compressed_values_need_the_feature() {
-        let flags = FORMAT_V1 | LZ4_BIT | 1;
+        let flags = FORMAT_V2 | LZ4_BIT | 1;
+        let mut bytes = vec![0; 28];
+        bytes[STAMP_LEN..HEADER_LEN].copy_from_slice(&fp::<String>(Codec::Postcard).to_be_bytes());
         assert_eq!(
-            decode::<String>(flags, &[0; 20]),
+            decode::<String>(flags, &bytes, 1),
             Err(DecodeError::Compressed)
         );
     }

@@ -298,17 +298,13 @@ impl<C: Backend> CacheLayer<C> {
 
     /// [`invalidate`](Self::invalidate) for a parsed [`Uri`].
     pub async fn invalidate_uri(&self, uri: &Uri) -> Result<bool, Error> {
+        let cache = &self.shared.cache;
+        let Some(client) = cache.gate()? else {
+            return Ok(false);
+        };
         let key = self.shared.index_key(uri);
-        let r = self
-            .shared
-            .cache
-            .op(
-                "md",
-                self.shared
-                    .cache
-                    .client()
-                    .meta_delete(&key, MetaDeleteFlags::default()),
-            )
+        let r = cache
+            .op("md", client.meta_delete(&key, MetaDeleteFlags::default()))
             .await?;
         expect_status("md", &r, &[MetaStatus::Hd, MetaStatus::Nf])?;
         Ok(r.status == MetaStatus::Hd)
@@ -554,7 +550,7 @@ impl<C: Backend> Shared<C> {
         ResB: Body,
     {
         let plan = match self.plan(&request) {
-            Some(plan) if self.cache.inner.breaker.allow() => plan,
+            Some(plan) if !self.cache.is_disabled() && self.cache.inner.breaker.allow() => plan,
             _ => {
                 let response = inner.call(request).await?;
                 return Ok(self.mark(response.map(CacheBody::pass), "bypass"));
@@ -621,7 +617,9 @@ impl<C: Backend> Shared<C> {
         let (item, stamp) = self.read_item(key).await?;
         let replace = match item {
             Item::Fresh(encoded, cas) => {
-                if let Ok(index) = codec::decode::<Index>(encoded.flags, &encoded.bytes) {
+                if let Ok(index) =
+                    codec::decode::<Index>(encoded.flags, &encoded.bytes, self.function.version())
+                {
                     return Ok((Some((index, cas)), stamp));
                 }
                 Some(cas)
@@ -647,7 +645,7 @@ impl<C: Backend> Shared<C> {
             // Someone else created or replaced it just now: use theirs.
             None => match self.read_item(key).await? {
                 (Item::Fresh(encoded, cas), stamp) => Ok((
-                    codec::decode::<Index>(encoded.flags, &encoded.bytes)
+                    codec::decode::<Index>(encoded.flags, &encoded.bytes, self.function.version())
                         .ok()
                         .map(|i| (i, cas)),
                     stamp,
@@ -667,7 +665,7 @@ impl<C: Backend> Shared<C> {
         };
         let cache = &self.cache;
         let (item, stamp) = join2(
-            cache.op("mg", cache.client().meta_get(key, flags)),
+            cache.op("mg", cache.request(|c| c.meta_get(key, flags))),
             cache.stamp(&self.function),
         )
         .await;
@@ -698,12 +696,14 @@ impl<C: Backend> Shared<C> {
             ..Default::default()
         };
         let cache = &self.cache;
-        let item = cache.op("mg", cache.client().meta_get(key, flags)).await?;
+        let item = cache
+            .op("mg", cache.request(|c| c.meta_get(key, flags)))
+            .await?;
         Ok(match (item.status, item.value) {
             (MetaStatus::Va, Some(bytes)) if !item.flags.stale => {
                 let flags = item.flags.client_flags.unwrap_or(0);
                 if codec::stamp(flags, &bytes).is_ok_and(|s| s == stamp) {
-                    codec::decode(flags, &bytes).ok()
+                    codec::decode(flags, &bytes, self.function.version()).ok()
                 } else {
                     None
                 }
@@ -722,13 +722,23 @@ impl<C: Backend> Shared<C> {
         mut flags: MetaSetFlags,
     ) -> Result<Option<u64>, Error> {
         let cfg = &self.cache.inner.config;
-        let encoded = codec::encode(value, Codec::Postcard, cfg.compress_above, stamp)
-            .map_err(Error::Encode)?;
+        let fingerprint = codec::type_fingerprint::<T>(Codec::Postcard, self.function.version());
+        let encoded = codec::encode(
+            value,
+            Codec::Postcard,
+            cfg.compress_above,
+            stamp,
+            fingerprint,
+        )
+        .map_err(Error::Encode)?;
         flags.ttl = Some(self.cache.exptime_of(self.ttl));
         flags.client_flags = Some(encoded.flags);
         let cache = &self.cache;
         let r = cache
-            .op("ms", cache.client().meta_set(key, encoded.bytes, flags))
+            .op(
+                "ms",
+                cache.request(|c| c.meta_set(key, encoded.bytes, flags)),
+            )
             .await?;
         match r.status {
             MetaStatus::Hd => Ok(Some(r.flags.cas.unwrap_or(0))),

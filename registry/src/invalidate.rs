@@ -27,7 +27,12 @@ enum Step {
 
 impl<C: Backend> Cache<C> {
     /// Invalidates every cached call of `function` (in every process), in one round trip.
+    /// [`Error::Unavailable`] at once while the circuit breaker is open; a no-op on a
+    /// [disabled](Cache::disabled) cache.
     pub async fn invalidate_function(&self, function: &Function) -> Result<(), Error> {
+        if self.gate()?.is_none() {
+            return Ok(());
+        }
         self.inner.flights.detach_all();
         let key = key::function_generation_key(&self.inner.namespace, function);
         self.counter(&key, Step::Bump).await.map(drop)
@@ -35,7 +40,12 @@ impl<C: Backend> Cache<C> {
 
     /// Invalidates every cached call in this cache's namespace (in every process), in one
     /// round trip.
+    /// [`Error::Unavailable`] at once while the circuit breaker is open; a no-op on a
+    /// [disabled](Cache::disabled) cache.
     pub async fn invalidate_namespace(&self) -> Result<(), Error> {
+        if self.gate()?.is_none() {
+            return Ok(());
+        }
         self.inner.flights.detach_all();
         let key = self.inner.namespace_generation.clone();
         self.counter(&key, Step::Bump).await.map(drop)
@@ -49,9 +59,7 @@ impl<C: Backend> Cache<C> {
         let values = self
             .op(
                 "get",
-                self.inner
-                    .client
-                    .get_multi([ns_key.clone(), fn_key.clone()]),
+                self.request(|c| c.get_multi([ns_key.clone(), fn_key.clone()])),
             )
             .await?;
         let mut values = values.into_iter();
@@ -106,7 +114,7 @@ impl<C: Backend> Cache<C> {
             ..Default::default()
         };
         let r = self
-            .op("ma", self.inner.client.meta_arithmetic(key, flags))
+            .op("ma", self.request(|c| c.meta_arithmetic(key, flags)))
             .await?;
         parse_counter("ma", &r)
     }

@@ -71,19 +71,33 @@
 //!
 //! | option | meaning |
 //! |---|---|
-//! | `cache = <expr>` | the [`Cache`]: any expression giving a `Cache` or a reference to one (`self.cache`, `CACHE`, `cache()`, a parameter). A parameter named this way is never keyed. Without it, the [global](install_global) cache. |
+//! | `cache = <expr>` | the [`Cache`]: any expression giving a `Cache`, a reference to one or an `Arc<Cache>` (`self.cache`, `CACHE`, `cache()`, a parameter of type `&Cache`, `Cache` or `Arc<Cache>`). A parameter named this way is never keyed. Without it, the [global](install_global) cache. |
 //! | `ttl = 60` | time to live, whole seconds or a constant `Duration` expression (default: the cache's) |
-//! | `version = 2` | part of every key: bump it when the function's meaning or result type changes |
+//! | `ttl_fn = f` | time to live computed from the stored entry: a `Fn(&Entry) -> Duration` (`token_ttl`, `\|t: &Token\| t.valid_for`); over `ttl` |
+//! | `version = 2` | part of every key and of every value's type fingerprint: bump it when the function's meaning or result type changes |
 //! | `key = [a, b]` / `skip = [c]` | which arguments form the key (default: all) |
+//! | `key = <expr>` (or `convert = <expr>`, `cached`'s name) | the key is the value of an expression over the arguments, e.g. `key = format!("{}:{lang}", user.to_lowercase())`; the registry's helpers take the arguments it mentions |
 //! | `self_key = [self.id, ...]` / `skip_self` | methods must say which fields of `self` form the key, or that `self` does not matter: a receiver is never keyed implicitly |
+//! | `result = true` / `option = true` | the return type is a `Result` / an `Option` under another name (a type alias): only `Ok` / `Some` values are cached. `= false`: cache every value as it is |
 //! | `cache_none`, `cache_err` | also cache `None` / `Err` (by default only `Some`/`Ok` are cached) |
 //! | `negative_ttl = 5` | time to live of cached `None`/`Err` |
 //!
 //! On an `impl` block, `cache` and `ttl` are defaults for its methods. Keyed arguments and
 //! fields must be `Serialize`; the stored *entry* (`T` of `Option<T>`/`Result<T, E>`, the whole
 //! `Option`/`Result` with `cache_none`/`cache_err`, else the return type) must be `Serialize +
-//! DeserializeOwned`. `E` needs nothing unless errors are cached. The shape is read from the
-//! return type as written (its last path segment `Result` or `Option`; see [`shape`]).
+//! DeserializeOwned`. `E` needs nothing unless errors are cached.
+//!
+//! An `Err` or a `None` is never cached unless `cache_err`/`cache_none` says so, whatever the
+//! return type is called. `Result<..>`/`Option<..>` as written (`io::Result<T>` too) are read
+//! as such; a return type written otherwise is checked *by type*, and one that is a `Result`
+//! or an `Option` under another name (`type AppResult<T> = Result<T, AppError>`) does not
+//! compile until `result = true` / `option = true` says what it is (see [`shape`]).
+//!
+//! Return [`Cached<T>`](Cached) (also inside `Result`/`Option`) to learn per call whether the
+//! value came from the cache (`cached`'s `with_cached_flag`). Each call is counted per function
+//! ([`Cache::stats`]; feature `metrics` exports the counts through the `metrics` facade) and
+//! runs in a debug-level `tracing` span named `memoize` (fields `function`, `outcome`: `hit`,
+//! `stale`, `miss` or `bypass`).
 //!
 //! ### The key registry it generates
 //!
@@ -96,9 +110,9 @@
 //! | `f::key(&cache, a, b)` | the memcached [`Key`] of that call |
 //! | `f::is_cached(&cache, a, b)` | whether it is cached and fresh, without fetching the value (meta `mg` without `v`) |
 //! | `f::cached(&cache, a, b)` | its cached entry, if any |
-//! | `f::replace(&cache, a, b, &entry)` | stores `entry` as its result (after an update of what `f` reads) |
+//! | `f::replace(&cache, a, b, &entry)` | stores `entry` as its result (after an update of what `f` reads); a borrowed form will do (`"text"` for a `String`) |
 //! | `f::invalidate(&cache, a, b)` | drops it (`Ok(false)` if it was not cached) |
-//! | `f::refresh(&cache, <all of f's arguments>)` | runs `f` and stores the result |
+//! | `f::refresh(<f's arguments>)` | runs `f` and stores the result (it takes exactly what `f` takes: `slow::refresh(&cache, 7)`) |
 //! | `f::invalidate_all(&cache)` | every call of `f`, in O(1) |
 //!
 //! For a method `m` taking `self`: methods `m_key`, `m_is_cached`, `m_cached`, `m_replace`,
@@ -152,9 +166,13 @@
 //! (readable from other languages), optionally lz4-compressed above a size (feature `lz4`).
 //! The codec and compression are recorded in the item's client flags, so a reader decodes what
 //! it finds whatever its own setting. The value starts with the 16-byte stamp of the
-//! generations it was computed under (two big-endian `u64`), then the payload. A value that
-//! no longer decodes (the type changed), was written by something else, or carries an old
-//! stamp is a miss, never an error.
+//! generations it was computed under (two big-endian `u64`), then the 8-byte fingerprint of
+//! the stored type (its name and layout as the compiler sees them, the codec and the
+//! function's `version`), then the payload. A value stored as another type (the function's
+//! return type changed between builds: a `u64` is never read back as an `(u8, u8)`), that no
+//! longer decodes, was written by something else, or carries an old stamp is a miss that
+//! recomputes and overwrites it, never an error or a reinterpretation. A new compiler may
+//! name a type differently; its entries are then recomputed once.
 //!
 //! ## Invalidation in O(1)
 //!
@@ -191,7 +209,16 @@
 //! `tracing` (warn), and after a few in a row a circuit breaker bypasses memcached for a while
 //! ([`CacheBuilder::circuit_breaker`]), so a dead cache costs no timeout per call. A result that
 //! cannot be encoded or stored is returned uncached. The key registry's own operations
-//! (`invalidate`, `replace`, …) do report errors: the application asked for them.
+//! (`invalidate`, `replace`, `invalidate_all`, …) do report errors: the application asked for
+//! them; while the breaker is open they return [`Error::Unavailable`] at once.
+//!
+//! From the first line: a client built with `Client::builder()…build()` is fail-open (it
+//! connects in the background, and its calls fail fast until memcached answers), so
+//! `Cache::new` works while memcached is down and memoized functions run uncached until it is
+//! up. ([`Cache::disabled`] caches nothing at all: for tests, or to turn caching off by
+//! configuration.) A caller dropped while its lease request is in flight leaves no lease
+//! behind: the request is finished in the background and a win it was granted is released,
+//! so nobody waits out `lease_ttl` for a caller that is gone.
 //!
 //! ## Runtimes
 //!
@@ -247,8 +274,10 @@
 
 mod cache;
 mod canonical;
+mod checks;
 mod codec;
 mod error;
+mod flag;
 mod flight;
 mod health;
 #[cfg(feature = "http")]
@@ -260,15 +289,18 @@ mod key;
 mod memoize;
 mod random;
 pub mod shape;
+mod stats;
 
 pub use cache::{Backend, Cache, CacheBuilder};
 pub use codec::Codec;
 pub use error::Error;
+pub use flag::Cached;
 pub use key::{encode_value, Args, ArgsError, Function, MAX_NAMESPACE_LEN};
-pub use mcache_client::{Memcache, Runtime};
+pub use mcache_client::{Client, Memcache, Runtime};
 pub use mcache_proto::{self as proto, Key};
 pub use mcache_registry_macros::memoize;
 pub use shape::Shape;
+pub use stats::{CacheStats, FunctionStats};
 
 /// The tokio adapter (feature `tokio`, on by default): `mcache_registry::tokio::Client` is
 /// [`mcache_client::Client`], with `Connect` for `Client::connect` on tokio.
@@ -281,6 +313,14 @@ pub use mcache_tokio as tokio;
 #[cfg(feature = "async-std")]
 #[cfg_attr(docsrs, doc(cfg(feature = "async-std")))]
 pub use mcache_async_std as async_std;
+
+/// The code blocks of the workspace README and of this crate's README, compiled as doc tests
+/// (`cargo test --doc`): what a user copies from them compiles. (`tests/readme.rs` also runs
+/// the README's tour against a real memcached.)
+#[cfg(all(doctest, feature = "tokio", feature = "http"))]
+#[doc = include_str!("../../README.md")]
+#[doc = include_str!("../README.md")]
+pub struct ReadmeDoctests;
 
 static GLOBAL: std::sync::OnceLock<Cache<mcache_client::Client>> = std::sync::OnceLock::new();
 
@@ -316,11 +356,15 @@ pub mod __private {
     use crate::{Args, ArgsError, Backend, Cache, Error, Function, Shape};
     use std::future::Future;
 
+    pub use crate::checks::*;
+    pub use crate::memoize::{TtlFn, TtlRef};
+    pub use serde::Serialize;
     pub use std::time::Duration;
 
     pub use crate::global as global_cache;
 
-    /// `cache = <expr>`: a `Cache`, a reference to one, or anything that is `AsRef<Cache>`.
+    /// `cache = <expr>`: a `Cache`, a reference to one, an `Arc<Cache>`, or anything that is
+    /// `AsRef<Cache>`.
     pub fn as_cache<C, T: AsRef<Cache<C>> + ?Sized>(t: &T) -> &Cache<C> {
         t.as_ref()
     }
@@ -352,11 +396,32 @@ pub mod __private {
         }
     }
 
+    /// The cache and keyed arguments of a call, or why it runs uncached (said here).
+    fn usable<'c, C: Backend>(
+        cache: Option<&'c Cache<C>>,
+        function: &Function,
+        args: Result<Args, ArgsError>,
+    ) -> Option<(&'c Cache<C>, Args)> {
+        match (cache, args) {
+            (Some(cache), Ok(args)) => Some((cache, args)),
+            (None, _) => {
+                warn_no_cache(function);
+                None
+            }
+            (Some(cache), Err(e)) => {
+                warn_uncached(function, &e);
+                cache.count_uncached(function);
+                None
+            }
+        }
+    }
+
     /// A memoized call: never fails because of the cache.
     pub async fn memoize<S, C, F, Fut>(
         cache: Option<&Cache<C>>,
         function: &Function,
         args: Result<Args, ArgsError>,
+        ttl_fn: TtlFn<'_, S::Entry>,
         compute: F,
     ) -> S::Output
     where
@@ -365,16 +430,13 @@ pub mod __private {
         F: FnOnce() -> Fut,
         Fut: Future<Output = S::Output>,
     {
-        match (cache, args) {
-            (Some(cache), Ok(args)) => cache.memoize::<S, F, Fut>(function, &args, compute).await,
-            (None, _) => {
-                warn_no_cache(function);
-                compute().await
+        match usable(cache, function, args) {
+            Some((cache, args)) => {
+                cache
+                    .memoize_with::<S, F, Fut>(function, &args, ttl_fn, compute)
+                    .await
             }
-            (_, Err(e)) => {
-                warn_uncached(function, &e);
-                compute().await
-            }
+            None => compute().await,
         }
     }
 
@@ -383,6 +445,7 @@ pub mod __private {
         cache: Option<&Cache<C>>,
         function: &Function,
         args: Result<Args, ArgsError>,
+        ttl_fn: TtlFn<'_, S::Entry>,
         compute: F,
     ) -> S::Output
     where
@@ -391,16 +454,42 @@ pub mod __private {
         F: FnOnce() -> Fut,
         Fut: Future<Output = S::Output>,
     {
-        match (cache, args) {
-            (Some(cache), Ok(args)) => cache.refresh::<S, F, Fut>(function, &args, compute).await,
-            (None, _) => {
-                warn_no_cache(function);
-                compute().await
+        match usable(cache, function, args) {
+            Some((cache, args)) => {
+                cache
+                    .refresh_with::<S, F, Fut>(function, &args, ttl_fn, compute)
+                    .await
             }
-            (_, Err(e)) => {
-                warn_uncached(function, &e);
-                compute().await
-            }
+            None => compute().await,
         }
+    }
+
+    /// What a memoized hit spends on being observed (its span, entered once, and its
+    /// counters), alone: for the benchmark that compares it with the hit itself.
+    pub fn observe_hit<C: Backend>(cache: &Cache<C>, function: &Function) {
+        let span = crate::memoize::call_span(function);
+        drop(span.enter());
+        cache.count_call(
+            function,
+            &span,
+            crate::stats::Served::Hit,
+            crate::stats::Events::default(),
+        );
+    }
+
+    /// `replace`: stores `value`, the entry of shape `S` or a borrowed form of it (`&str` for
+    /// a `String`), with the time to live `ttl_fn` gives the entry, if there is one.
+    pub async fn replace<S: Shape, C: Backend, V: Serialize + ?Sized>(
+        cache: &Cache<C>,
+        function: &Function,
+        args: &Args,
+        value: &V,
+        negative: bool,
+        ttl: Option<Duration>,
+    ) -> Result<(), Error> {
+        let exptime = cache.exptime_with(function, negative, ttl);
+        cache
+            .store::<S::Entry, V>(function, args, value, exptime)
+            .await
     }
 }

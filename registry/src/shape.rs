@@ -1,9 +1,13 @@
 //! Shapes: which results of a memoized function are cached, as what, and which are negative.
 //!
-//! `#[memoize]` picks the shape from the return type as written: `Result<T, E>` caches `Ok(T)`
-//! (and with `cache_err` the whole `Result`), `Option<T>` caches `Some(T)` (with `cache_none`
-//! the whole `Option`), anything else is cached as it is. The stored *entry* is what the key
-//! registry's `cached` returns and `replace` takes.
+//! `#[memoize]` picks the shape from the return type: `Result<T, E>` caches `Ok(T)` (and with
+//! `cache_err` the whole `Result`), `Option<T>` caches `Some(T)` (with `cache_none` the whole
+//! `Option`), anything else is cached as it is. `Result<..>`/`Option<..>` as written (any
+//! path ending so: `io::Result<T>`) and `result = true`/`option = true` pick the first two; any
+//! other return type is checked by type at compile time (is it a `Result` or an `Option` once
+//! aliases are resolved?), so that an alias (`type AppResult<T> = Result<T, AppError>`) is refused
+//! until `result = true` says what it is, instead of having its errors cached. The stored
+//! *entry* is what the key registry's `cached` returns and `replace` takes.
 
 use serde::de::DeserializeOwned;
 use serde::Serialize;
@@ -25,6 +29,10 @@ pub trait Shape {
 }
 
 /// A `Result`, whatever its alias (`io::Result<T>`, `anyhow::Result<T>`).
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` is not a `Result`, but #[memoize] reads it as one",
+    note = "`result = true` is for a `Result` under another name; for any other type, leave it out (or say `result = false`)"
+)]
 pub trait ResultLike {
     /// The success type.
     type Ok;
@@ -53,6 +61,10 @@ impl<T, E> ResultLike for Result<T, E> {
 }
 
 /// An `Option`, whatever its alias.
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` is not an `Option`, but #[memoize] reads it as one",
+    note = "`option = true` is for an `Option` under another name; for any other type, leave it out (or say `option = false`)"
+)]
 pub trait OptionLike {
     /// The value type.
     type Some;

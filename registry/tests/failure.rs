@@ -94,7 +94,12 @@ async fn foreign_and_undecodable_values_are_misses() {
     };
 
     // Written by something else (flags 0, no stamp).
-    cache.client().set(&key, "garbage", 0).await.unwrap();
+    cache
+        .client()
+        .expect("a client")
+        .set(&key, "garbage", 0)
+        .await
+        .unwrap();
     assert_eq!(
         cache
             .memoize::<Plain<String>, _, _>(&F, &args, compute)

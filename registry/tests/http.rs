@@ -534,3 +534,22 @@ async fn other_methods_pass_through() {
     }
     let _ = HeaderValue::from_static("");
 }
+
+/// A disabled cache (`Cache::disabled()`): every request passes through to the handler, and
+/// invalidation is a no-op.
+#[tokio::test]
+async fn a_disabled_cache_passes_everything_through() {
+    let layer = CacheLayer::builder(mcache_registry::Cache::disabled())
+        .status_header(header::HeaderName::from_static("x-cache"))
+        .build();
+    let runs = Runs::default();
+    let app = app(layer.clone(), runs.clone());
+    for n in 1..=2 {
+        let request = Request::get("/email/dora").body(Body::empty()).unwrap();
+        let (_, headers, body) = send(&app, request).await;
+        assert_eq!(body, format!("dora@example.com #{n}"));
+        assert_eq!(x_cache(&headers), "bypass");
+    }
+    assert!(!layer.invalidate("/email/dora").await.unwrap());
+    layer.invalidate_all().await.unwrap();
+}

@@ -19,6 +19,7 @@ async fn ttl_of(cache: &Cache<Client>, key: mcache_registry::Key) -> i64 {
     };
     cache
         .client()
+        .expect("a client")
         .meta_get(key, flags)
         .await
         .expect("mg")
@@ -44,7 +45,7 @@ async fn sync_functions_become_async() {
     assert_eq!(square(&cache, 12).await, 144);
     assert_eq!(square(&cache, 12).await, 144);
     assert_eq!(SYNC_RUNS.load(Ordering::SeqCst), 1);
-    assert_eq!(square::refresh(&cache, &cache, 12).await, 144);
+    assert_eq!(square::refresh(&cache, 12).await, 144);
     assert_eq!(SYNC_RUNS.load(Ordering::SeqCst), 2);
     let ttl = ttl_of(&cache, square::key(&cache, 12).unwrap()).await;
     assert!(
@@ -172,7 +173,7 @@ async fn key_and_skip_choose_the_arguments() {
         keyed::key(&cache, 1).unwrap().to_string(),
         "test:macros::keyed:v1:i1"
     );
-    assert_eq!(keyed::refresh(&cache, &cache, 1, "c").await, 1);
+    assert_eq!(keyed::refresh(&cache, 1, "c").await, 1);
     assert_eq!(KEY_RUNS.load(Ordering::SeqCst), 2);
 }
 
@@ -337,7 +338,7 @@ async fn report(cache: &Cache<Client>, lines: usize) -> Report {
     }
 }
 
-/// JSON values are plain JSON after the 16-byte stamp, and a reader decodes with the codec
+/// JSON values are plain JSON after the 24-byte header (stamp and type fingerprint), and a reader decodes with the codec
 /// recorded in the flags, whatever its own setting.
 #[tokio::test]
 async fn codecs_are_recorded_in_the_flags() {
@@ -354,7 +355,7 @@ async fn codecs_are_recorded_in_the_flags() {
         .await
         .unwrap()
         .expect("stored");
-    let body: serde_json::Value = serde_json::from_slice(&raw.data[16..]).unwrap();
+    let body: serde_json::Value = serde_json::from_slice(&raw.data[24..]).unwrap();
     assert_eq!(body["title"], "weekly");
     assert_eq!(raw.flags & 0xF, 2, "codec 2: JSON");
     assert_eq!(report::cached(&postcard, 2).await.unwrap(), Some(written));

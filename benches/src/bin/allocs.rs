@@ -44,9 +44,7 @@ where
 }
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let n: u64 = std::env::args()
-        .nth(1)
-        .map_or(Ok(20_000), |a| a.parse())?;
+    let n: u64 = std::env::args().nth(1).map_or(Ok(20_000), |a| a.parse())?;
     let _profiler = dhat::Profiler::builder().testing().build();
     let server = mcache_testkit::Memcached::builder().threads(1).start()?;
     let exec = Executor::tokio_current_thread()?;
@@ -92,7 +90,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             let c = &c;
             let keys = &keys;
             async move {
-                let calls = (0..32u64).map(|j| c.get(keys[((i * 32 + j) % 1000) as usize].as_str()));
+                let calls =
+                    (0..32u64).map(|j| c.get(keys[((i * 32 + j) % 1000) as usize].as_str()));
                 let _ = mcache_client::join_all(calls).await;
             }
         })

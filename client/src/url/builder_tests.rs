@@ -152,3 +152,52 @@ fn memcaches_with_a_roots_feature_turns_tls_on() {
         Err(e) => assert!(matches!(e, ParseError::TlsRoots { .. }), "{e:?}"),
     }
 }
+
+#[test]
+fn build_is_fail_open_unless_reachability_is_required() {
+    use crate::testing::{poll, Connect, MemStream};
+    use crate::Memcache;
+    // Strict: the cause of the failed connect.
+    let rt = ManualRuntime::new();
+    rt.on_connect(Connect::Refuse);
+    let strict = Builder::new(Arc::new(rt.clone()))
+        .server("mem:1")
+        .require_reachable(true);
+    match ready(strict.build()) {
+        Err(Error::Io(io)) => assert_eq!(io.kind(), std::io::ErrorKind::ConnectionRefused),
+        other => panic!("{other:?}"),
+    }
+
+    // Fail-open (the default): built while the server is down; calls fail fast.
+    let rt = ManualRuntime::new();
+    let client = ready(
+        Builder::new(Arc::new(rt.clone()))
+            .server("mem:1")
+            .connections(1)
+            .backoff(Duration::from_millis(10), Duration::from_millis(10))
+            .build(),
+    )
+    .expect("built with the server down");
+    rt.run_tasks();
+    let mut get = std::pin::pin!(client.get("k"));
+    assert!(poll(get.as_mut()).is_pending());
+    rt.run_tasks();
+    match poll(get.as_mut()) {
+        Poll::Ready(Err(Error::Unavailable(why))) => assert!(why.contains("mem:1"), "{why}"),
+        other => panic!("{other:?}"),
+    }
+
+    // The server comes up: the connection is opened in the background and serves.
+    let server = MemStream::new();
+    rt.on_connect(Connect::Open(server.clone()));
+    rt.advance(Duration::from_millis(20));
+    rt.run_tasks();
+    let mut get = std::pin::pin!(client.get("k"));
+    assert!(poll(get.as_mut()).is_pending());
+    rt.run_tasks();
+    assert_eq!(server.take_written(), b"get k\r\n");
+    server.send(b"END\r\n");
+    rt.run_tasks();
+    assert!(matches!(poll(get.as_mut()), Poll::Ready(Ok(None))));
+    assert!(rt.attempts().len() >= 3, "build, then background retries");
+}

@@ -13,7 +13,7 @@
 //! fields come from it) or, for an associated function without `self`, the cache explicitly.
 
 use crate::options::Options;
-use crate::plan::{Plan, SelfKind};
+use crate::plan::{Kind, Plan, SelfKind};
 use proc_macro2::TokenStream;
 use quote::{format_ident, quote, quote_spanned};
 use syn::{
@@ -73,12 +73,28 @@ fn cfg_attrs(attrs: &[Attribute]) -> Vec<&Attribute> {
 }
 
 /// The original body, marking the cache parameter used (the expansion uses it; the body may
-/// not).
+/// not). The body's statements are spliced, not nested: a nested one-line block would be
+/// "unnecessary braces" to `unused_braces`, and `cargo fix` would then remove the user's.
 fn hidden_body(plan: &Plan, block: &syn::Block) -> TokenStream {
     match &plan.cache_param {
-        Some(p) => quote!({ let _ = &#p; #block }),
+        Some(p) => {
+            let stmts = &block.stmts;
+            quote!({ let _ = &#p; #(#stmts)* })
+        }
         None => quote!(#block),
     }
+}
+
+/// Lints that generated code must not trigger in the user's crate.
+fn allow_lints() -> TokenStream {
+    quote!(#[allow(
+        dead_code,
+        unused_braces,
+        clippy::too_many_arguments,
+        clippy::needless_lifetimes,
+        clippy::type_complexity,
+        clippy::ptr_arg
+    )])
 }
 
 /// The outer signature: async, plain parameter names (no `mut`, no attributes).
@@ -128,11 +144,21 @@ fn cache_option(plan: &Plan) -> TokenStream {
     }
 }
 
-/// `let __mcache_cache = ...;` for a memoized call: cloned when `self` is moved or borrowed
-/// mutably by the body, borrowed otherwise.
+/// `let __mcache_cache = ...;` for a memoized call: cloned when `self` or the cache argument is
+/// moved or borrowed mutably by the body, borrowed otherwise.
 fn bind_cache(plan: &Plan) -> TokenStream {
     let opt = cache_option(plan);
+    // A cache taken by value (`Cache`, `Arc<Cache>`) moves into the body with the arguments.
+    let owned_param = plan.cache_param.as_ref().is_some_and(|c| {
+        plan.params
+            .iter()
+            .any(|p| p.ident == *c && !matches!(p.ty, syn::Type::Reference(_)))
+    });
     match (&plan.self_kind, &plan.options.cache) {
+        (_, Some(_)) if owned_param => quote! {
+            let __mcache_owned = (#opt).cloned();
+            let __mcache_cache = __mcache_owned.as_ref();
+        },
         (SelfKind::Other, Some(_)) => quote! {
             let __mcache_owned = (#opt).cloned();
             let __mcache_cache = __mcache_owned.as_ref();
@@ -141,18 +167,44 @@ fn bind_cache(plan: &Plan) -> TokenStream {
     }
 }
 
-/// `__private::args(|a| { a.push(&self.id)?; a.push(&x)?; Ok(()) })`.
+/// Pushes one keyed value; a value whose type is not `Serialize` is a compile error that
+/// points at it and says what to write (`skip = [...]`), rather than serde's bound.
+fn push_key(value: TokenStream, span: proc_macro2::Span) -> TokenStream {
+    quote_spanned! {span=> {
+        #[allow(unused_imports)]
+        use ::mcache_registry::__private::{ProbeKeyable as _, ProbeNotKeyable as _};
+        let __mcache_v = &(#value);
+        ::mcache_registry::__private::key_argument(
+            (&&::mcache_registry::__private::Probe::of(__mcache_v)).kind(),
+            __mcache_v,
+        )
+        .push(__mcache_a, __mcache_v)?;
+    }}
+}
+
+/// `__private::args(|a| { push &self.id; push &x; Ok(()) })`, or the key expression.
 fn args_expr(plan: &Plan) -> TokenStream {
-    let selfs = plan
-        .self_key
-        .iter()
-        .map(|e| quote_spanned!(syn::spanned::Spanned::span(e)=> __mcache_a.push(&(#e))?;));
-    let args = plan
-        .keyed
-        .iter()
-        .map(|i| quote_spanned!(i.span()=> __mcache_a.push(&#i)?;));
+    use syn::spanned::Spanned;
+    let selfs = plan.self_key.iter().map(|e| push_key(quote!(#e), e.span()));
+    let args: Vec<TokenStream> = match &plan.key_expr {
+        Some(e) => vec![push_key(quote!(#e), e.span())],
+        None => plan
+            .keyed
+            .iter()
+            .map(|i| push_key(quote!(#i), i.span()))
+            .collect(),
+    };
+    // The helpers take every argument the key expression mentions; not all may be used.
+    let used = plan.key_expr.as_ref().map(|_| {
+        plan.keyed
+            .iter()
+            .map(|i| quote!(let _ = &#i;))
+            .collect::<Vec<_>>()
+    });
+    let used = used.unwrap_or_default();
     quote! {
         ::mcache_registry::__private::args(|__mcache_a| {
+            #(#used)*
             #(#selfs)*
             #(#args)*
             ::core::result::Result::Ok(())
@@ -245,13 +297,81 @@ fn helpers(ctx: &Ctx<'_>, is_async: bool) -> Vec<TokenStream> {
     let doc_invalidate = format!(
         " Drops the cached result of the call to `{doc_name}` with these arguments; `Ok(false)` if none was cached."
     );
-    let doc_refresh = format!(" Runs `{doc_name}` and stores its result, whatever was cached.");
+    let doc_refresh = format!(
+        " Runs `{doc_name}` and stores its result, whatever was cached. Takes exactly `{doc_name}`'s arguments."
+    );
     let doc_all = format!(" Invalidates every cached call of `{doc_name}`, in every process (O(1): a generation bump).");
+
+    let allow = allow_lints();
+    // `replace` takes the entry or a borrowed form of it (`&str` for a `String`), unless the
+    // entry itself is needed: to tell a negative one (`cache_none`, `cache_err`) or to give
+    // it to `ttl_fn`.
+    let negative = plan.options.cache_none || plan.options.cache_err;
+    let whole = negative || plan.options.ttl_fn.is_some();
+    let (replace_generics, value_ty, replace_where, borrowed_doc) = if whole {
+        (
+            generics.clone(),
+            quote!(#entry),
+            quote!(#where_clause),
+            quote!(),
+        )
+    } else {
+        let bound =
+            quote!(__McacheV: ?::core::marker::Sized + ::mcache_registry::__private::Serialize);
+        let generics = match ctx.source {
+            CacheSource::Param => helper_generics(
+                ctx.generics,
+                Some(quote!(__McacheC: ::mcache_registry::Backend, #bound)),
+            ),
+            CacheSource::FromSelf => helper_generics(ctx.generics, Some(bound)),
+        };
+        let predicates = ctx.generics.where_clause.as_ref().map(|w| {
+            let p = &w.predicates;
+            quote!(#p,)
+        });
+        (
+            generics,
+            quote!(__McacheV),
+            quote!(where #predicates #entry: ::core::borrow::Borrow<__McacheV>),
+            quote! {
+                #[doc = ""]
+                #[doc = " The value may be the stored entry or a borrowed form of it (`&str` for a `String`, `&[T]` for a `Vec<T>`)."]
+            },
+        )
+    };
+    let replace_negative = if negative {
+        quote!(<#shape as ::mcache_registry::Shape>::is_negative(#value_param))
+    } else {
+        quote!(false)
+    };
+    let (replace_ttl_fn, replace_ttl) = if plan.options.ttl_fn.is_some() {
+        (
+            bind_ttl_fn(plan),
+            quote!(__mcache_ttl_fn.map(|__mcache_f| __mcache_f(#value_param))),
+        )
+    } else {
+        (quote!(), quote!(::core::option::Option::None))
+    };
+    let replace_fn = quote! {
+        #[doc = #doc_replace]
+        #borrowed_doc
+        #allow
+        #vis async fn #replace #replace_generics (#lead #(#keyed,)* #value_param: &#value_ty) -> #result<(), #error>
+        #replace_where
+        {
+            #get_cache
+            let __mcache_args = #args?;
+            #replace_ttl_fn
+            ::mcache_registry::__private::replace::<#shape, _, _>(
+                __mcache_c, &#function, &__mcache_args, #value_param, #replace_negative, #replace_ttl,
+            ).await
+        }
+    };
 
     let mut out = vec![
         quote! {
             #[doc = #doc_key]
-            #[allow(dead_code)]
+            #allow
             #vis fn #key #generics (#lead #(#keyed),*) -> #result<::mcache_registry::Key, #error> #where_clause {
                 #get_cache
                 let __mcache_args = #args?;
@@ -260,7 +380,7 @@ fn helpers(ctx: &Ctx<'_>, is_async: bool) -> Vec<TokenStream> {
         },
         quote! {
             #[doc = #doc_is]
-            #[allow(dead_code)]
+            #allow
             #vis async fn #is_cached #generics (#lead #(#keyed),*) -> #result<bool, #error> #where_clause {
                 #get_cache
                 let __mcache_args = #args?;
@@ -269,26 +389,17 @@ fn helpers(ctx: &Ctx<'_>, is_async: bool) -> Vec<TokenStream> {
         },
         quote! {
             #[doc = #doc_cached]
-            #[allow(dead_code)]
+            #allow
             #vis async fn #cached #generics (#lead #(#keyed),*) -> #result<::core::option::Option<#entry>, #error> #where_clause {
                 #get_cache
                 let __mcache_args = #args?;
                 __mcache_c.cached::<#entry>(&#function, &__mcache_args).await
             }
         },
-        quote! {
-            #[doc = #doc_replace]
-            #[allow(dead_code)]
-            #vis async fn #replace #generics (#lead #(#keyed,)* #value_param: &#entry) -> #result<(), #error> #where_clause {
-                #get_cache
-                let __mcache_args = #args?;
-                let __mcache_negative = <#shape as ::mcache_registry::Shape>::is_negative(#value_param);
-                __mcache_c.set_cached(&#function, &__mcache_args, #value_param, __mcache_negative).await
-            }
-        },
+        replace_fn,
         quote! {
             #[doc = #doc_invalidate]
-            #[allow(dead_code)]
+            #allow
             #vis async fn #invalidate #generics (#lead #(#keyed),*) -> #result<bool, #error> #where_clause {
                 #get_cache
                 let __mcache_args = #args?;
@@ -297,7 +408,7 @@ fn helpers(ctx: &Ctx<'_>, is_async: bool) -> Vec<TokenStream> {
         },
         quote! {
             #[doc = #doc_all]
-            #[allow(dead_code)]
+            #allow
             #vis async fn #invalidate_all #generics (#lead) -> #result<(), #error> #where_clause {
                 #get_cache
                 __mcache_c.invalidate_function(&#function).await
@@ -305,54 +416,73 @@ fn helpers(ctx: &Ctx<'_>, is_async: bool) -> Vec<TokenStream> {
         },
     ];
 
-    let run = compute(plan, &ctx.body, is_async);
-    let refresh_fn = match ctx.source {
-        CacheSource::Param => quote! {
-            #[doc = #doc_refresh]
-            #[allow(dead_code)]
-            #vis async fn #refresh #generics (#lead #(#all),*) -> #ret #where_clause {
-                let __mcache_args = #args;
-                ::mcache_registry::__private::refresh::<#shape, _, _, _>(
-                    ::core::option::Option::Some(#cache_param), &#function, __mcache_args, #run,
-                ).await
-            }
-        },
-        CacheSource::FromSelf => {
-            let receiver = &ctx.receiver;
-            let bind = bind_cache(plan);
-            quote! {
-                #[doc = #doc_refresh]
-                #[allow(dead_code)]
-                #vis async fn #refresh #generics (#receiver, #(#all),*) -> #ret #where_clause {
-                    let __mcache_args = #args;
-                    #bind
-                    ::mcache_registry::__private::refresh::<#shape, _, _, _>(
-                        __mcache_cache, &#function, __mcache_args, #run,
-                    ).await
-                }
-            }
-        }
+    let receiver = ctx.receiver.as_ref().map(|r| quote!(#r,));
+    let refresh_generics = helper_generics(ctx.generics, None);
+    let refresh_body = memoized_body(plan, function, &ctx.body, is_async, "refresh");
+    let refresh_fn = quote! {
+        #[doc = #doc_refresh]
+        #allow
+        #vis async fn #refresh #refresh_generics (#receiver #(#all),*) -> #ret #where_clause
+        #refresh_body
     };
     out.push(refresh_fn);
     out
 }
 
-/// The memoized function's body.
+/// `let __mcache_ttl_fn = ...;`: `ttl_fn = <expr>` as a reference to a `Fn(&Entry) ->
+/// Duration`, or `None`.
+fn bind_ttl_fn(plan: &Plan) -> TokenStream {
+    let shape = &plan.shape;
+    match &plan.options.ttl_fn {
+        Some(f) => quote_spanned! {syn::spanned::Spanned::span(f)=>
+            let __mcache_ttl_fn_ref: ::mcache_registry::__private::TtlRef<
+                '_,
+                <#shape as ::mcache_registry::Shape>::Entry,
+            > = &(#f);
+            let __mcache_ttl_fn = ::core::option::Option::Some(__mcache_ttl_fn_ref);
+        },
+        None => quote!(let __mcache_ttl_fn = ::core::option::Option::None;),
+    }
+}
+
+/// For a return type read as plain without being told: a compile error if it is a `Result`
+/// or an `Option` under another name (an alias would otherwise cache its errors).
+fn plain_check(plan: &Plan) -> TokenStream {
+    if plan.kind != (Kind::Plain { checked: true }) {
+        return quote!();
+    }
+    let ret = &plan.ret;
+    quote_spanned! {syn::spanned::Spanned::span(ret)=> {
+        #[allow(unused_imports)]
+        use ::mcache_registry::__private::{ProbeOption as _, ProbePlain as _, ProbeResult as _};
+        ::mcache_registry::__private::plain_return(
+            (&&::mcache_registry::__private::Probe::<#ret>::new()).kind(),
+        );
+    }}
+}
+
+/// The body of the memoized function (`what` = `memoize`) or of its `refresh`.
 fn memoized_body(
     plan: &Plan,
     function: &TokenStream,
     body: &TokenStream,
     is_async: bool,
+    what: &str,
 ) -> TokenStream {
     let args = args_expr(plan);
     let bind = bind_cache(plan);
+    let ttl_fn = bind_ttl_fn(plan);
+    let check = plain_check(plan);
     let shape = &plan.shape;
     let run = compute(plan, body, is_async);
+    let call = format_ident!("{}", what);
     quote! {{
+        #check
         let __mcache_args = #args;
         #bind
-        ::mcache_registry::__private::memoize::<#shape, _, _, _>(
-            __mcache_cache, &#function, __mcache_args, #run,
+        #ttl_fn
+        ::mcache_registry::__private::#call::<#shape, _, _, _>(
+            __mcache_cache, &#function, __mcache_args, __mcache_ttl_fn, #run,
         ).await
     }}
 }
@@ -378,7 +508,7 @@ pub(crate) fn free_fn(options: Options, f: ItemFn) -> syn::Result<TokenStream> {
     let cfgs = cfg_attrs(&attrs);
     let outer = outer_sig(&sig);
     let function = quote!(#name::FUNCTION);
-    let body = memoized_body(&plan, &function, &quote!(#hidden), is_async);
+    let body = memoized_body(&plan, &function, &quote!(#hidden), is_async, "memoize");
     let path = quote!(::core::concat!(
         ::core::module_path!(),
         "::",
@@ -540,7 +670,7 @@ fn method(options: Options, f: ImplItemFn, type_name: &str) -> syn::Result<Vec<I
     let outer = outer_sig(&sig);
     let function = quote!(Self::#constant);
     let body_path = quote!(Self::#hidden);
-    let body = memoized_body(&plan, &function, &body_path, is_async);
+    let body = memoized_body(&plan, &function, &body_path, is_async, "memoize");
     let path = quote!(::core::concat!(
         ::core::module_path!(), "::", #type_name, "::", ::core::stringify!(#name)
     ));

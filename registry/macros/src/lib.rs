@@ -19,14 +19,15 @@ use syn::{parse_macro_input, Item};
 /// Memoizes a function, or the methods marked `#[memoize(...)]` of an inherent `impl` block,
 /// in memcached, and generates its key registry.
 ///
-/// Options: `cache = <expr>`, `ttl = <secs or Duration>`, `version = <n>`, `key = [args]` or
-/// `skip = [args]`, `self_key = [self.field, ...]` or `skip_self` (required on methods),
-/// `cache_none`, `cache_err`, `negative_ttl = <secs or Duration>`. On an `impl` block: `cache`
-/// and `ttl`, as defaults for its methods.
+/// Options: `cache = <expr>`, `ttl = <secs or Duration>`, `ttl_fn = <Fn(&Entry) -> Duration>`,
+/// `version = <n>`, `key = [args]` or `skip = [args]`, `key = <expr>` (or `convert = <expr>`),
+/// `self_key = [self.field, ...]` or `skip_self` (required on methods), `result = <bool>`,
+/// `option = <bool>`, `cache_none`, `cache_err`, `negative_ttl = <secs or Duration>`. On an
+/// `impl` block: `cache` and `ttl`, as defaults for its methods.
 ///
 /// For a free function `f`: `f` becomes `async` and memoized, and a struct `f` holds the
 /// registry (`f::key`, `f::is_cached`, `f::cached`, `f::replace`, `f::invalidate`,
-/// `f::refresh`, `f::invalidate_all`, `f::FUNCTION`). For a method `m`: `m_key`,
+/// `f::refresh` (taking `f`'s own arguments), `f::invalidate_all`, `f::FUNCTION`). For a method `m`: `m_key`,
 /// `m_is_cached`, … on the same type. The crate documentation of `mcache_registry` describes
 /// the keys, values and guarantees.
 #[proc_macro_attribute]

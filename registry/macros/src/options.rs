@@ -1,18 +1,35 @@
-//! The attribute's options: `cache`, `ttl`, `negative_ttl`, `version`, `key`, `skip`,
-//! `self_key`, `skip_self`, `cache_none`, `cache_err`.
+//! The attribute's options: `cache`, `ttl`, `ttl_fn`, `negative_ttl`, `version`, `key` (a
+//! list of arguments or an expression; `convert` is the same), `skip`, `self_key`,
+//! `skip_self`, `result`, `option`, `cache_none`, `cache_err`.
 
 use proc_macro2::{Span, TokenStream};
 use quote::quote;
 use syn::parse::Parser;
-use syn::{Expr, ExprArray, Ident, Lit};
+use syn::{Expr, ExprArray, Ident, Lit, LitBool};
+
+/// Which arguments form the key.
+#[derive(Clone)]
+pub(crate) enum KeySpec {
+    /// `key = [a, b]`: these arguments.
+    Args(Vec<Ident>),
+    /// `key = <expr>` / `convert = <expr>`: the value of an expression over the arguments.
+    Expr(Expr),
+}
 
 #[derive(Default, Clone)]
 pub(crate) struct Options {
     pub(crate) cache: Option<Expr>,
+    /// The cache expression came from the `impl` block.
+    pub(crate) cache_inherited: bool,
+    pub(crate) ttl_fn: Option<Expr>,
+    /// `result = true/false`: the return type is (not) a `Result`, whatever it is called.
+    pub(crate) result: Option<bool>,
+    /// `option = true/false`: the same for `Option`.
+    pub(crate) option: Option<bool>,
     pub(crate) ttl: Option<TokenStream>,
     pub(crate) negative_ttl: Option<TokenStream>,
     pub(crate) version: Option<u32>,
-    pub(crate) key: Option<Vec<Ident>>,
+    pub(crate) key: Option<KeySpec>,
     pub(crate) skip: Option<Vec<Ident>>,
     pub(crate) self_key: Option<Vec<Expr>>,
     pub(crate) skip_self: bool,
@@ -55,6 +72,25 @@ fn idents(e: Expr, what: &str) -> syn::Result<Vec<Ident>> {
         .collect()
 }
 
+/// `[a, b]` of plain names is a list of arguments; anything else is a key expression.
+fn key_spec(e: Expr) -> KeySpec {
+    if let Expr::Array(ExprArray { elems, .. }) = &e {
+        let names: Option<Vec<Ident>> = elems
+            .iter()
+            .map(|e| match e {
+                Expr::Path(p) if p.qself.is_none() && p.attrs.is_empty() => {
+                    p.path.get_ident().cloned()
+                }
+                _ => None,
+            })
+            .collect();
+        if let Some(names) = names {
+            return KeySpec::Args(names);
+        }
+    }
+    KeySpec::Expr(e)
+}
+
 impl Options {
     pub(crate) fn parse(attr: TokenStream) -> syn::Result<Options> {
         let mut o = Options::default();
@@ -72,7 +108,15 @@ impl Options {
                     let lit: syn::LitInt = meta.value()?.parse()?;
                     o.version = Some(lit.base10_parse()?);
                 }
-                "key" => o.key = Some(idents(meta.value()?.parse()?, "key")?),
+                "key" | "convert" => {
+                    if o.key.is_some() {
+                        return Err(meta.error("give `key = ...` (or `convert = ...`) once"));
+                    }
+                    o.key = Some(key_spec(meta.value()?.parse()?))
+                }
+                "ttl_fn" => o.ttl_fn = Some(meta.value()?.parse()?),
+                "result" => o.result = Some(meta.value()?.parse::<LitBool>()?.value),
+                "option" => o.option = Some(meta.value()?.parse::<LitBool>()?.value),
                 "skip" => o.skip = Some(idents(meta.value()?.parse()?, "skip")?),
                 "self_key" => {
                     let e: Expr = meta.value()?.parse()?;
@@ -86,7 +130,7 @@ impl Options {
                 "cache_err" => o.cache_err = true,
                 _ => {
                     return Err(meta.error(
-                        "unknown #[memoize] option; expected one of: cache, ttl, negative_ttl, version, key, skip, self_key, skip_self, cache_none, cache_err",
+                        "unknown #[memoize] option; expected one of: cache, ttl, ttl_fn, negative_ttl, version, key (or convert), skip, self_key, skip_self, result, option, cache_none, cache_err",
                     ))
                 }
             }
@@ -97,6 +141,12 @@ impl Options {
             return Err(syn::Error::new(
                 Span::call_site(),
                 "#[memoize]: give `key = [...]` or `skip = [...]`, not both",
+            ));
+        }
+        if o.result == Some(true) && o.option == Some(true) {
+            return Err(syn::Error::new(
+                Span::call_site(),
+                "#[memoize]: a return type is a `Result` or an `Option`, not both: give `result = true` or `option = true`",
             ));
         }
         if o.self_key.is_some() && o.skip_self {
@@ -112,6 +162,7 @@ impl Options {
     pub(crate) fn over(mut self, block: &Options) -> Options {
         if self.cache.is_none() {
             self.cache = block.cache.clone();
+            self.cache_inherited = self.cache.is_some();
         }
         if self.ttl.is_none() {
             self.ttl = block.ttl.clone();
@@ -122,6 +173,9 @@ impl Options {
     /// Options that make no sense on an `impl` block.
     pub(crate) fn check_block(&self) -> syn::Result<()> {
         let bad = self.negative_ttl.is_some()
+            || self.ttl_fn.is_some()
+            || self.result.is_some()
+            || self.option.is_some()
             || self.version.is_some()
             || self.key.is_some()
             || self.skip.is_some()

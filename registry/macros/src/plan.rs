@@ -2,8 +2,8 @@
 //! the key, and the shape of its result. Every rule that can fail fails here, with a message
 //! that says what to write instead.
 
-use crate::options::Options;
-use proc_macro2::{Span, TokenStream};
+use crate::options::{KeySpec, Options};
+use proc_macro2::{Span, TokenStream, TokenTree};
 use quote::quote;
 use syn::spanned::Spanned;
 use syn::{
@@ -26,14 +26,32 @@ pub(crate) enum SelfKind {
     Other,
 }
 
+/// What the return type is read as.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Kind {
+    /// `Result<..>` as written, or `result = true`: `Ok` cached, `Err` only with `cache_err`.
+    Result,
+    /// `Option<..>` as written, or `option = true`: `Some` cached, `None` only with
+    /// `cache_none`.
+    Option,
+    /// Anything else, cached as it is. `checked`: nothing said so, so the expansion checks
+    /// (by type) that it is not a `Result` or an `Option` under another name.
+    Plain { checked: bool },
+}
+
 pub(crate) struct Plan {
     pub(crate) name: Ident,
     pub(crate) self_kind: SelfKind,
     pub(crate) params: Vec<Param>,
-    /// Keyed parameters, in parameter order.
+    /// Parameters the key is made from (the key registry's helpers take these), in
+    /// parameter order.
     pub(crate) keyed: Vec<Ident>,
     pub(crate) self_key: Vec<Expr>,
     pub(crate) ret: Type,
+    /// `key = <expr>`: the key is this expression's value (over the keyed arguments).
+    pub(crate) key_expr: Option<Expr>,
+    /// What the return type is read as.
+    pub(crate) kind: Kind,
     /// `::mcache_registry::shape::…<Ret>`.
     pub(crate) shape: TokenStream,
     /// What is stored: `T` of `Option<T>`/`Result<T, _>`, or the whole return type.
@@ -123,13 +141,47 @@ impl Plan {
             });
         }
 
+        if let Some(cache) = &options.cache {
+            if !is_method && mentions_self(&quote!(#cache)) {
+                let name = &sig.ident;
+                let from = if options.cache_inherited {
+                    "the impl block's"
+                } else {
+                    "its"
+                };
+                return err(
+                    name,
+                    &format!(
+                        "`{name}` takes no `self`, so {from} `cache = {}` cannot reach a cache: give it a cache argument and `#[memoize(cache = cache)]` (its key registry then takes the cache too: `Self::{name}_invalidate(&cache, ..)`)",
+                        quote!(#cache)
+                    ),
+                );
+            }
+        }
+
         // The parameter the cache comes from (`cache = cache`) is never keyed.
         let cache_param = match &options.cache {
             Some(Expr::Path(p)) if p.qself.is_none() => p.path.get_ident().cloned(),
             _ => None,
         };
-        let keyed = match (&options.key, &options.skip) {
-            (Some(key), _) => {
+        let not_cache = |p: &&Param| Some(&p.ident) != cache_param.as_ref();
+        let mut key_expr = None;
+        let keyed: Vec<Ident> = match (&options.key, &options.skip) {
+            (Some(KeySpec::Expr(e)), None) => {
+                // The helpers take the arguments the expression mentions.
+                key_expr = Some(e.clone());
+                let tokens = quote!(#e);
+                params
+                    .iter()
+                    .filter(not_cache)
+                    .filter(|p| mentions(&tokens, &p.ident.to_string()))
+                    .map(|p| p.ident.clone())
+                    .collect()
+            }
+            (Some(KeySpec::Expr(e)), Some(_)) => {
+                return err(e, "give `key = <expression>` or `skip = [...]`, not both");
+            }
+            (Some(KeySpec::Args(key)), _) => {
                 for k in key {
                     if !params.iter().any(|p| p.ident == *k) {
                         return err(k, "`key` names an argument this function does not have");
@@ -149,17 +201,32 @@ impl Plan {
                 }
                 params
                     .iter()
-                    .filter(|p| !skip.contains(&p.ident) && Some(&p.ident) != cache_param.as_ref())
+                    .filter(not_cache)
+                    .filter(|p| !skip.contains(&p.ident))
                     .map(|p| p.ident.clone())
                     .collect()
             }
             (None, None) => params
                 .iter()
-                .filter(|p| Some(&p.ident) != cache_param.as_ref())
+                .filter(not_cache)
                 .map(|p| p.ident.clone())
                 .collect(),
         };
 
+        if options.cache.is_none() {
+            if let Some(p) = params
+                .iter()
+                .find(|p| keyed.contains(&p.ident) && is_cache_type(&p.ty))
+            {
+                let name = &p.ident;
+                return err(
+                    name,
+                    &format!(
+                        "`{name}` is a `Cache`: write `#[memoize(cache = {name})]` to memoize through it. Without `cache = ...`, #[memoize] uses the global cache (`mcache_registry::install_global`) and `{name}` would be part of the key, which a cache cannot be"
+                    ),
+                );
+            }
+        }
         let ret: Type = match &sig.output {
             ReturnType::Default => syn::parse_quote!(()),
             ReturnType::Type(_, t) => (**t).clone(),
@@ -170,7 +237,7 @@ impl Plan {
                 "#[memoize] cannot cache an `impl Trait` result: name the type",
             );
         }
-        let (shape, entry) = shape(&ret, &options)?;
+        let (kind, shape, entry) = shape(&ret, &options)?;
         let cache_param = cache_param.filter(|c| params.iter().any(|p| p.ident == *c));
         Ok(Plan {
             name: sig.ident.clone(),
@@ -179,6 +246,8 @@ impl Plan {
             keyed,
             self_key: options.self_key.clone().unwrap_or_default(),
             ret,
+            key_expr,
+            kind,
             shape,
             entry,
             options,
@@ -219,13 +288,62 @@ fn contains_impl_trait(ty: &Type) -> bool {
     }
 }
 
-/// The shape from the return type as written, and the stored entry's type.
-fn shape(ret: &Type, o: &Options) -> syn::Result<(TokenStream, TokenStream)> {
+/// Whether a type is written as a `Cache` (behind `&`, `Arc`, `Rc` or `Box`).
+fn is_cache_type(ty: &Type) -> bool {
+    match ty {
+        Type::Reference(r) => is_cache_type(&r.elem),
+        Type::Paren(p) => is_cache_type(&p.elem),
+        Type::Path(p) if p.qself.is_none() => p.path.segments.last().is_some_and(|s| {
+            if s.ident == "Cache" {
+                return true;
+            }
+            let wrapper = ["Arc", "Rc", "Box"].iter().any(|w| s.ident == w);
+            wrapper
+                && match &s.arguments {
+                    PathArguments::AngleBracketed(a) => a.args.iter().any(|g| match g {
+                        GenericArgument::Type(t) => is_cache_type(t),
+                        _ => false,
+                    }),
+                    _ => false,
+                }
+        }),
+        _ => false,
+    }
+}
+
+fn mentions_self(tokens: &TokenStream) -> bool {
+    tokens.clone().into_iter().any(|t| match t {
+        TokenTree::Ident(i) => i == "self",
+        TokenTree::Group(g) => mentions_self(&g.stream()),
+        _ => false,
+    })
+}
+
+/// Whether `tokens` use the name: as an identifier, or inside a string literal as a format
+/// argument (`format!("{id}")`, `"{id:?}"`).
+fn mentions(tokens: &TokenStream, name: &str) -> bool {
+    tokens.clone().into_iter().any(|t| match t {
+        TokenTree::Ident(i) => i == name,
+        TokenTree::Group(g) => mentions(&g.stream(), name),
+        TokenTree::Literal(l) => {
+            let text = l.to_string();
+            text.starts_with('"')
+                && [format!("{{{name}}}"), format!("{{{name}:")]
+                    .iter()
+                    .any(|p| text.contains(p.as_str()))
+        }
+        TokenTree::Punct(_) => false,
+    })
+}
+
+/// What the return type is read as (said by `result`/`option`, else as written: its last
+/// path segment `Result` or `Option`), the shape, and the stored entry's type.
+fn shape(ret: &Type, o: &Options) -> syn::Result<(Kind, TokenStream, TokenStream)> {
     let last = match ret {
         Type::Path(p) if p.qself.is_none() => p.path.segments.last(),
         _ => None,
     };
-    let kind = last.map(|s| s.ident.to_string()).unwrap_or_default();
+    let written = last.map(|s| s.ident.to_string()).unwrap_or_default();
     let first_arg = last.and_then(|s| match &s.arguments {
         PathArguments::AngleBracketed(a) => a.args.iter().find_map(|g| match g {
             GenericArgument::Type(t) => Some(t.clone()),
@@ -233,37 +351,50 @@ fn shape(ret: &Type, o: &Options) -> syn::Result<(TokenStream, TokenStream)> {
         }),
         _ => None,
     });
+    let kind = match (o.result, o.option) {
+        (Some(true), _) => Kind::Result,
+        (_, Some(true)) => Kind::Option,
+        (Some(false), _) | (_, Some(false)) => Kind::Plain { checked: false },
+        _ if written == "Result" => Kind::Result,
+        _ if written == "Option" => Kind::Option,
+        _ => Kind::Plain { checked: true },
+    };
+    // `T` of `Result<T, E>`/`Option<T>` as written; through an alias, the shape's entry.
+    let spelled = (kind == Kind::Result && written == "Result")
+        || (kind == Kind::Option && written == "Option");
+    let first_arg = first_arg.filter(|_| spelled);
     let s = quote!(::mcache_registry::shape);
     let projection = |shape: &TokenStream| quote!(<#shape as ::mcache_registry::Shape>::Entry);
-    if o.cache_none && kind != "Option" {
+    if o.cache_none && kind != Kind::Option {
         return err(
             ret,
-            "`cache_none` needs a return type written `Option<...>`",
+            "`cache_none` needs an `Option` return type: written `Option<...>`, or say `option = true` for an alias",
         );
     }
-    if o.cache_err && kind != "Result" {
-        return err(ret, "`cache_err` needs a return type written `Result<...>`");
+    if o.cache_err && kind != Kind::Result {
+        return err(
+            ret,
+            "`cache_err` needs a `Result` return type: written `Result<...>`, or say `result = true` for an alias",
+        );
     }
     if o.negative_ttl.is_some() && !o.cache_none && !o.cache_err {
         return err(ret, "`negative_ttl` needs `cache_none` or `cache_err` (negative results are not cached otherwise)");
     }
-    Ok(match kind.as_str() {
-        "Result" if o.cache_err => (quote!(#s::OkOrErr<#ret>), quote!(#ret)),
-        "Result" => {
-            let shape = quote!(#s::OkOnly<#ret>);
+    let (shape, entry) = match kind {
+        Kind::Result if o.cache_err => (quote!(#s::OkOrErr<#ret>), quote!(#ret)),
+        Kind::Option if o.cache_none => (quote!(#s::SomeOrNone<#ret>), quote!(#ret)),
+        Kind::Result | Kind::Option => {
+            let shape = if kind == Kind::Result {
+                quote!(#s::OkOnly<#ret>)
+            } else {
+                quote!(#s::SomeOnly<#ret>)
+            };
             let entry = first_arg
                 .map(|t| quote!(#t))
                 .unwrap_or_else(|| projection(&shape));
             (shape, entry)
         }
-        "Option" if o.cache_none => (quote!(#s::SomeOrNone<#ret>), quote!(#ret)),
-        "Option" => {
-            let shape = quote!(#s::SomeOnly<#ret>);
-            let entry = first_arg
-                .map(|t| quote!(#t))
-                .unwrap_or_else(|| projection(&shape));
-            (shape, entry)
-        }
-        _ => (quote!(#s::Plain<#ret>), quote!(#ret)),
-    })
+        Kind::Plain { .. } => (quote!(#s::Plain<#ret>), quote!(#ret)),
+    };
+    Ok((kind, shape, entry))
 }

@@ -248,7 +248,8 @@ pub async fn build<H: Harness>(o: ClientOptions) -> Result<Client, Error> {
         }
         b = b.tls(config);
     }
-    b.build().await
+    // Strict: a case that expects a refused connection sees the build fail.
+    b.require_reachable(true).build().await
 }
 
 /// Builds a client or panics.

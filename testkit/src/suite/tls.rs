@@ -86,12 +86,22 @@ fn tls_options(mc: &Memcached, root_pem: &str, server_name: Option<&str>) -> Cli
     }
 }
 
-/// Builds a client that must be refused: `Err`, within the connect timeout, never `Ok`.
+/// A client that must be refused: its build fails within the connect timeout, or (builds
+/// are fail-open: the client connects in the background) every call it makes fails and none
+/// is ever served over the refused connection.
 async fn must_not_build<H: Harness>(what: &str, options: ClientOptions) -> Error {
-    match guard::<H, _>(what, Duration::from_secs(10), build::<H>(options)).await {
-        Ok(_) => panic!("{what}: the client was built"),
-        Err(e) => e,
+    let client = match guard::<H, _>(what, Duration::from_secs(10), build::<H>(options)).await {
+        Ok(client) => client,
+        Err(e) => return e,
+    };
+    let mut last = None;
+    for _ in 0..3 {
+        match guard::<H, _>(what, Duration::from_secs(10), client.get("t:k")).await {
+            Ok(v) => panic!("{what}: a call was served: {v:?}"),
+            Err(e) => last = Some(e),
+        }
     }
+    last.unwrap_or_else(|| Error::Config(format!("{what}: no call made")))
 }
 
 /// TLS with the server's certificate as the root, verified for the IP address and for a

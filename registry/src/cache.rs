@@ -38,17 +38,37 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 pub trait Backend: Memcache + Send + Sync + 'static {
     /// The runtime to sleep and spawn on: the client's own.
     fn runtime(&self) -> &Arc<dyn Runtime>;
+
+    /// Two handles whose requests travel together (one connection, one write, one read), for
+    /// a memoized call's first round trip: one reads the value, the other its generation
+    /// counters. `None` (the default) uses the backend itself for both.
+    fn pinned_pair(&self) -> Option<(Self, Self)>
+    where
+        Self: Sized,
+    {
+        None
+    }
 }
 
 impl Backend for Client {
     fn runtime(&self) -> &Arc<dyn Runtime> {
         Client::runtime(self)
     }
+
+    fn pinned_pair(&self) -> Option<(Client, Client)> {
+        let pinned = Client::pinned(self);
+        Some((pinned.clone(), pinned))
+    }
 }
 
 impl Backend for mcache_client::ServerHandle {
     fn runtime(&self) -> &Arc<dyn Runtime> {
         self.client().runtime()
+    }
+
+    fn pinned_pair(&self) -> Option<(Self, Self)> {
+        let pinned = self.client().pinned();
+        Some((pinned.server(self.index())?, pinned.server(self.index())?))
     }
 }
 
@@ -543,9 +563,31 @@ impl<C: Backend> Cache<C> {
         F: FnOnce(&'a C) -> Fut,
         Fut: Future<Output = Result<T, ProtoError>>,
     {
-        match &self.inner.client {
+        self.request_on(None, f).await
+    }
+
+    /// [`request`](Self::request) through `via` (a pinned handle of the client) if given.
+    pub(crate) async fn request_on<'a, T, F, Fut>(
+        &'a self,
+        via: Option<&'a C>,
+        f: F,
+    ) -> Result<T, ProtoError>
+    where
+        F: FnOnce(&'a C) -> Fut,
+        Fut: Future<Output = Result<T, ProtoError>>,
+    {
+        match via.or(self.inner.client.as_ref()) {
             Some(client) => f(client).await,
             None => Err(ProtoError::Unavailable("caching is disabled".into())),
+        }
+    }
+
+    /// Two handles of the client pinned to one connection (see [`Backend::pinned_pair`]),
+    /// for requests sent together.
+    pub(crate) fn pinned_pair(&self) -> (Option<C>, Option<C>) {
+        match self.inner.client.as_ref().and_then(Backend::pinned_pair) {
+            Some((a, b)) => (Some(a), Some(b)),
+            None => (None, None),
         }
     }
 

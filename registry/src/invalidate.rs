@@ -54,12 +54,22 @@ impl<C: Backend> Cache<C> {
     /// The current generations of `function`: both counters in one request (`get <ns> <fn>`),
     /// plus one round trip to create a counter that does not exist yet.
     pub(crate) async fn stamp(&self, function: &Function) -> Result<Stamp, Error> {
+        self.stamp_on(None, function).await
+    }
+
+    /// [`stamp`](Self::stamp) through `via` (a pinned handle, so that the counters travel
+    /// with the value read beside them).
+    pub(crate) async fn stamp_on(
+        &self,
+        via: Option<&C>,
+        function: &Function,
+    ) -> Result<Stamp, Error> {
         let fn_key = key::function_generation_key(&self.inner.namespace, function);
         let ns_key = &self.inner.namespace_generation;
         let values = self
             .op(
                 "get",
-                self.request(|c| c.get_multi([ns_key.clone(), fn_key.clone()])),
+                self.request_on(via, |c| c.get_multi([ns_key.clone(), fn_key.clone()])),
             )
             .await?;
         let mut values = values.into_iter();

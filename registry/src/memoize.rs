@@ -137,9 +137,14 @@ struct LeasedGet<C: Backend> {
 }
 
 impl<C: Backend> LeasedGet<C> {
-    fn new(cache: &Cache<C>, key: &Key, flags: MetaGetFlags) -> LeasedGet<C> {
+    /// The `mg` of `key`, through `via` (a pinned handle of the client) if given.
+    fn new(cache: &Cache<C>, via: Option<C>, key: &Key, flags: MetaGetFlags) -> LeasedGet<C> {
         let (owner, k) = (cache.clone(), key.clone());
-        let reply: Reply = Box::pin(async move { owner.request(|c| c.meta_get(&k, flags)).await });
+        let reply: Reply = Box::pin(async move {
+            owner
+                .request_on(via.as_ref(), |c| c.meta_get(&k, flags))
+                .await
+        });
         LeasedGet {
             cache: cache.clone(),
             key: key.clone(),
@@ -351,9 +356,10 @@ impl<C: Backend> Cache<C> {
                 vivify: Some(self.lease_secs()),
                 ..Default::default()
             };
+            let (for_value, for_stamp) = self.pinned_pair();
             let (item, stamp) = join2(
-                self.op("mg", LeasedGet::new(self, &key, flags)),
-                self.stamp(function),
+                self.op("mg", LeasedGet::new(self, for_value, &key, flags)),
+                self.stamp_on(for_stamp.as_ref(), function),
             )
             .await;
             match (item, stamp) {
@@ -452,9 +458,11 @@ impl<C: Backend> Cache<C> {
                 .map(|d| exptime_of(d, std::time::SystemTime::now())),
             ..Default::default()
         };
+        // The value and its generation counters in one write and one read.
+        let (for_value, for_stamp) = self.pinned_pair();
         let (item, stamp) = join2(
-            self.op("mg", LeasedGet::new(self, key, flags)),
-            self.stamp(function),
+            self.op("mg", LeasedGet::new(self, for_value, key, flags)),
+            self.stamp_on(for_stamp.as_ref(), function),
         )
         .await;
         let ((mut item, mut lease), stamp) = match (item, stamp) {
@@ -566,7 +574,7 @@ impl<C: Backend> Cache<C> {
                     return Lookup::Bypass(false);
                 }
             }
-            (item, lease) = match self.op("mg", LeasedGet::new(self, key, flags)).await {
+            (item, lease) = match self.op("mg", LeasedGet::new(self, None, key, flags)).await {
                 Ok(r) => r,
                 Err(_) => {
                     events.errors += 1;

@@ -30,15 +30,7 @@ impl Executor {
             .worker_threads(workers.max(1))
             .enable_all()
             .build()?;
-        // Made inside the runtime, so that its tasks go to this runtime's workers.
-        let runtime = {
-            let _in = rt.enter();
-            mcache_tokio::Tokio::runtime()
-        };
-        Ok(Executor {
-            kind: Kind::Tokio(rt),
-            runtime,
-        })
+        Ok(Executor::on_tokio(rt))
     }
 
     /// A tokio current-thread runtime (every task on the thread that blocks on it), and
@@ -47,14 +39,19 @@ impl Executor {
         let rt = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()?;
+        Ok(Executor::on_tokio(rt))
+    }
+
+    fn on_tokio(rt: tokio::runtime::Runtime) -> Executor {
+        // Made inside the runtime, so that its tasks go to this runtime.
         let runtime = {
             let _in = rt.enter();
             mcache_tokio::Tokio::runtime()
         };
-        Ok(Executor {
+        Executor {
             kind: Kind::Tokio(rt),
             runtime,
-        })
+        }
     }
 
     /// async-std's global executor, and mcache-async-std's

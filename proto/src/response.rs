@@ -411,18 +411,11 @@ impl ResponseDecoder {
         expect: &Expect,
         buf: &mut BytesMut,
     ) -> Result<Option<Response>, DecodeError> {
-        let mut r = self.decode_inner(expect, buf);
-        match (&mut r, expect) {
-            (Ok(Some(Response::Values(values))), Expect::Values { keys, .. }) => {
-                for (value, &i) in values.iter_mut().zip(&self.value_keys) {
-                    value.key = keys[i].clone();
-                }
-                self.value_keys.clear();
-            }
-            (Err(_), _) => self.reset(),
-            _ => {}
+        let r = self.decode_inner(expect, buf);
+        match expect {
+            Expect::Values { keys, .. } => self.finish(r, |i| keys[i].clone()),
+            _ => self.finish(r, |_| Key::placeholder()),
         }
-        r
     }
 
     /// [`decode`](Self::decode) for a caller that owns the expectation and is done with it
@@ -433,15 +426,30 @@ impl ResponseDecoder {
         expect: &mut Expect,
         buf: &mut BytesMut,
     ) -> Result<Option<Response>, DecodeError> {
-        let mut r = self.decode_inner(expect, buf);
-        match (&mut r, expect) {
-            (Ok(Some(Response::Values(values))), Expect::Values { keys, .. }) => {
+        let r = self.decode_inner(expect, buf);
+        match expect {
+            Expect::Values { keys, .. } => {
+                self.finish(r, |i| std::mem::replace(&mut keys[i], Key::placeholder()))
+            }
+            _ => self.finish(r, |_| Key::placeholder()),
+        }
+    }
+
+    /// Gives a complete `Values` reply its keys (`key_at`: the key asked for at an index),
+    /// or resets after an error.
+    fn finish(
+        &mut self,
+        mut r: Result<Option<Response>, DecodeError>,
+        mut key_at: impl FnMut(usize) -> Key,
+    ) -> Result<Option<Response>, DecodeError> {
+        match &mut r {
+            Ok(Some(Response::Values(values))) => {
                 for (value, &i) in values.iter_mut().zip(&self.value_keys) {
-                    value.key = std::mem::replace(&mut keys[i], Key::placeholder());
+                    value.key = key_at(i);
                 }
                 self.value_keys.clear();
             }
-            (Err(_), _) => self.reset(),
+            Err(_) => self.reset(),
             _ => {}
         }
         r

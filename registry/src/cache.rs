@@ -33,8 +33,9 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 /// lease of a call that was dropped or panicked).
 ///
 /// Implemented for [`mcache_client::Client`], the one client type of `mcache_tokio`,
-/// `mcache_async_std` and every other adapter; implement it for a client of your own by
-/// naming its runtime.
+/// `mcache_async_std` and every other adapter, and (feature `blocking`) for
+/// `mcache_registry::blocking::Blocking`, the blocking client as a backend; implement it for
+/// a client of your own by naming its runtime.
 pub trait Backend: Memcache + Send + Sync + 'static {
     /// The runtime to sleep and spawn on: the client's own.
     fn runtime(&self) -> &Arc<dyn Runtime>;
@@ -248,7 +249,8 @@ impl<C: Backend> CacheBuilder<C> {
     }
 
     /// A deadline for each round trip to memcached, on top of the client's own (default none:
-    /// the client's request timeout applies).
+    /// the client's request timeout applies). A blocking backend (feature `blocking`) finishes
+    /// each round trip before it could be checked: its client's request timeout bounds it.
     pub fn op_timeout(mut self, timeout: Duration) -> Self {
         self.config.op_timeout = Some(timeout);
         self

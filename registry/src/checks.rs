@@ -1,5 +1,6 @@
 //! Compile-time checks of what `#[memoize]` expands to: a keyed argument must be `Serialize`,
-//! and a return type read as plain must not be a `Result` or an `Option` under another name.
+//! a return type read as plain must not be a `Result` or an `Option` under another name, and
+//! an `async` memoized function's cache must not be a blocking one.
 //! Each failure is a compiler error whose message says what to write.
 //!
 //! The checks pick a marker type by which traits a type has ("autoref specialization": for
@@ -141,6 +142,45 @@ pub trait NotAnOption {}
 impl NotAnOption for IsPlain {}
 impl NotAnOption for IsResult {}
 
-/// Checks that a return type #[memoize] reads as plain is not a `Result` or an `Option`
+/// Checks that a return type `#[memoize]` reads as plain is not a `Result` or an `Option`
 /// under another name (whose `Err`/`None` would be cached).
 pub fn plain_return<K: NotAResult + NotAnOption>(_: K) {}
+
+/// A memoized function's cache that fits the async form (any cache but a blocking one).
+pub struct IsAsyncCache;
+
+/// A blocking cache ([`Cache<Blocking>`](crate::blocking::Blocking)): a compile error in the
+/// async form, whose futures it would block.
+pub struct IsBlockingCache;
+
+/// Picks [`IsBlockingCache`] for a blocking cache.
+pub trait ProbeBlockingCache {
+    /// The kind of cache.
+    fn form(&self) -> IsBlockingCache {
+        IsBlockingCache
+    }
+}
+#[cfg(feature = "blocking")]
+impl<C: crate::blocking::BlockingBackend> ProbeBlockingCache for &Probe<Option<&crate::Cache<C>>> {}
+
+/// Picks [`IsAsyncCache`] for the rest.
+pub trait ProbeAsyncCache {
+    /// The kind of cache.
+    fn form(&self) -> IsAsyncCache {
+        IsAsyncCache
+    }
+}
+impl<T: ?Sized> ProbeAsyncCache for Probe<T> {}
+
+/// What the cache of an `async` memoized function must be.
+#[diagnostic::on_unimplemented(
+    message = "this cache is blocking: `#[memoize]` makes the function `async`, and a blocking cache would block its executor",
+    label = "a `Cache<Blocking>`",
+    note = "keep a plain `fn` plain with `mcache_registry::blocking::memoize` (its calls block, as its cache does)",
+    note = "or, in async code, give it an async client's cache (`mcache_registry::tokio::Client`)"
+)]
+pub trait AsyncForm {}
+impl AsyncForm for IsAsyncCache {}
+
+/// Checks the cache of an `async` memoized function: only [`IsAsyncCache`] passes.
+pub fn async_form<K: AsyncForm>(_: K) {}

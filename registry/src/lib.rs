@@ -65,9 +65,10 @@
 //!
 //! ## `#[memoize]`
 //!
-//! On an `async fn` or a plain `fn` (which becomes `async`, as in txcaching), or on an inherent
-//! `impl` block whose methods are marked `#[memoize(...)]` (the block's attribute is what lets
-//! a key include the type's path). Options:
+//! On an `async fn` or a plain `fn` (which becomes `async`, as in txcaching; to keep it plain,
+//! see [synchronous code](#synchronous-code)), or on an inherent `impl` block whose methods
+//! are marked `#[memoize(...)]` (the block's attribute is what lets a key include the type's
+//! path). Options:
 //!
 //! | option | meaning |
 //! |---|---|
@@ -232,6 +233,16 @@
 //! `Cache` implements `Memcache` itself, so `get`, `set`, `append`, `replace`, `delete`,
 //! `flush_all` and the meta commands are on the handle.
 //!
+//! ## Synchronous code
+//!
+//! Feature `blocking`: `mcache_registry::blocking::memoize` is the same attribute for plain
+//! functions, which stay plain, over the blocking client of `mcache-client` (no async runtime
+//! anywhere); its key registry's helpers are plain too (`f::invalidate(&cache, ..)` returns a
+//! `Result`). Keys, values, generations, single flight (across threads), leases, the circuit
+//! breaker and the counters are the async form's, run by the same code: a sync service and
+//! an async service sharing memcached hit each other's entries. See the `blocking` module;
+//! `cargo run -p mcache-registry --example sync_memoize --features blocking` runs an example.
+//!
 //! ## HTTP GET caching
 //!
 //! Feature `http`: `http::CacheLayer`, a tower layer that caches `GET` responses (axum,
@@ -272,6 +283,9 @@
 #![forbid(unsafe_code)]
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
+#[cfg(feature = "blocking")]
+#[cfg_attr(docsrs, doc(cfg(feature = "blocking")))]
+pub mod blocking;
 mod cache;
 mod canonical;
 mod checks;
@@ -317,7 +331,7 @@ pub use mcache_async_std as async_std;
 /// The code blocks of the workspace README and of this crate's README, compiled as doc tests
 /// (`cargo test --doc`): what a user copies from them compiles. (`tests/readme.rs` also runs
 /// the README's tour against a real memcached.)
-#[cfg(all(doctest, feature = "tokio", feature = "http"))]
+#[cfg(all(doctest, feature = "tokio", feature = "http", feature = "blocking"))]
 #[doc = include_str!("../../README.md")]
 #[doc = include_str!("../README.md")]
 pub struct ReadmeDoctests;
@@ -362,6 +376,18 @@ pub mod __private {
     pub use std::time::Duration;
 
     pub use crate::global as global_cache;
+
+    #[cfg(feature = "blocking")]
+    pub use crate::blocking::{block_on, global as global_blocking_cache};
+
+    /// The cache of a plain `fn` under `blocking::memoize`: a blocking one, or a compile
+    /// error that says so.
+    #[cfg(feature = "blocking")]
+    pub fn blocking_form<C: crate::blocking::BlockingBackend>(
+        cache: Option<&Cache<C>>,
+    ) -> Option<&Cache<C>> {
+        cache
+    }
 
     /// `cache = <expr>`: a `Cache`, a reference to one, an `Arc<Cache>`, or anything that is
     /// `AsRef<Cache>`.

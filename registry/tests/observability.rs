@@ -12,6 +12,11 @@ use tracing::span::{Attributes, Id, Record};
 use tracing::subscriber::Subscriber;
 use tracing_subscriber::layer::{Context, Layer, SubscriberExt};
 
+/// The tests of this file, one at a time: tracing decides whether a callsite is enabled
+/// when it is first hit, and a `memoize` span first hit by the metrics test (no subscriber)
+/// while the span test installs its own could stay disabled for the span test.
+static ONE_AT_A_TIME: Mutex<()> = Mutex::new(());
+
 #[memoize(cache = cache)]
 async fn watched(cache: &Cache<Client>, id: u32) -> u32 {
     id
@@ -55,6 +60,7 @@ impl<S: Subscriber> Layer<S> for Spans {
 
 #[test]
 fn each_call_runs_in_a_debug_span_saying_how_it_was_served() {
+    let _alone = ONE_AT_A_TIME.lock().unwrap_or_else(|p| p.into_inner());
     let server = common::server();
     let spans = Spans::default();
     let subscriber = tracing_subscriber::registry().with(spans.clone());
@@ -85,6 +91,7 @@ fn each_call_runs_in_a_debug_span_saying_how_it_was_served() {
 fn counters_are_exported_through_metrics() {
     use metrics_util::debugging::{DebugValue, DebuggingRecorder};
 
+    let _alone = ONE_AT_A_TIME.lock().unwrap_or_else(|p| p.into_inner());
     let server = common::server();
     let recorder = DebuggingRecorder::new();
     let snapshotter = recorder.snapshotter();

@@ -1,6 +1,8 @@
 //! Code generation. For a free function `f`:
 //!
-//! - `f` itself, now `async`, keyed and memoized through `__private::memoize`;
+//! - `f` itself, now `async`, keyed and memoized through `__private::memoize`; in the
+//!   blocking form (`blocking::memoize`) it stays a plain `fn` that runs the same
+//!   `__private::memoize` under `__private::block_on`, and so do the helpers below;
 //! - a hidden sibling `__mcache_f` holding the original body (so `refresh` can run it);
 //! - a struct named `f` (type namespace only, so it coexists with the function) whose
 //!   associated items are the key registry: `f::FUNCTION`, `f::key(&cache, ..)`,
@@ -97,10 +99,11 @@ fn allow_lints() -> TokenStream {
     )])
 }
 
-/// The outer signature: async, plain parameter names (no `mut`, no attributes).
-fn outer_sig(sig: &Signature) -> Signature {
+/// The outer signature: async (plain in the blocking form), plain parameter names (no
+/// `mut`, no attributes).
+fn outer_sig(sig: &Signature, plan: &Plan) -> Signature {
     let mut s = sig.clone();
-    s.asyncness = Some(Default::default());
+    s.asyncness = asyncness(plan);
     for input in s.inputs.iter_mut() {
         if let FnArg::Typed(pt) = input {
             pt.attrs.clear();
@@ -110,6 +113,55 @@ fn outer_sig(sig: &Signature) -> Signature {
         }
     }
     s
+}
+
+/// `async` in the async form; nothing in the blocking one, whose functions stay plain.
+fn asyncness(plan: &Plan) -> Option<syn::token::Async> {
+    (!plan.options.blocking).then(Default::default)
+}
+
+/// The output of a registry future: `.await`ed in the async form, run with `block_on` in
+/// the blocking one.
+fn wait(plan: &Plan, future: TokenStream) -> TokenStream {
+    if plan.options.blocking {
+        quote!(::mcache_registry::__private::block_on(#future))
+    } else {
+        quote!(#future.await)
+    }
+}
+
+/// What a helper taking the cache accepts: any backend in the async form, a blocking one in
+/// the blocking form.
+fn backend_bound(plan: &Plan) -> TokenStream {
+    if plan.options.blocking {
+        quote!(::mcache_registry::blocking::BlockingBackend)
+    } else {
+        quote!(::mcache_registry::Backend)
+    }
+}
+
+/// Where an error about the cache points: its `cache = <expr>`, or the attribute.
+fn cache_span(plan: &Plan) -> proc_macro2::Span {
+    use syn::spanned::Spanned;
+    plan.options
+        .cache
+        .as_ref()
+        .map_or_else(proc_macro2::Span::call_site, Spanned::span)
+}
+
+/// In the async form, a compile error if the cache is blocking (the blocking form checks its
+/// cache where it is bound: `cache_option`).
+fn form_check(plan: &Plan) -> TokenStream {
+    if plan.options.blocking {
+        return quote!();
+    }
+    quote_spanned! {cache_span(plan)=> {
+        #[allow(unused_imports)]
+        use ::mcache_registry::__private::{ProbeAsyncCache as _, ProbeBlockingCache as _};
+        ::mcache_registry::__private::async_form(
+            (&&::mcache_registry::__private::Probe::of(&__mcache_cache)).form(),
+        );
+    }}
 }
 
 /// Generic parameters for a helper: the original's lifetimes, plus `extra`.
@@ -134,13 +186,21 @@ fn function_value(path: TokenStream, o: &Options) -> TokenStream {
     quote!(::mcache_registry::Function::new(#path) #version #ttl #negative)
 }
 
-/// `Some(&cache)` from the options, in a scope where the arguments (and `self`) are.
+/// `Some(&cache)` from the options, in a scope where the arguments (and `self`) are. In the
+/// blocking form, the cache must be blocking (a compile error says so otherwise).
 fn cache_option(plan: &Plan) -> TokenStream {
-    match &plan.options.cache {
-        Some(expr) => quote!(::core::option::Option::Some(
-            ::mcache_registry::__private::as_cache(&(#expr))
-        )),
-        None => quote!(::mcache_registry::__private::global_cache()),
+    let private = quote!(::mcache_registry::__private);
+    let cache = match (&plan.options.cache, plan.options.blocking) {
+        (Some(expr), _) => quote_spanned! {cache_span(plan)=>
+            ::core::option::Option::Some(::mcache_registry::__private::as_cache(&(#expr)))
+        },
+        (None, false) => quote!(#private::global_cache()),
+        (None, true) => quote!(#private::global_blocking_cache()),
+    };
+    if plan.options.blocking {
+        quote_spanned!(cache_span(plan)=> ::mcache_registry::__private::blocking_form(#cache))
+    } else {
+        cache
     }
 }
 
@@ -257,12 +317,11 @@ fn helpers(ctx: &Ctx<'_>, is_async: bool) -> Vec<TokenStream> {
         .collect();
     let where_clause = &ctx.generics.where_clause;
     let args = args_expr(plan);
+    let backend = backend_bound(plan);
+    let asyncness = asyncness(plan);
     let (generics, lead, get_cache) = match ctx.source {
         CacheSource::Param => (
-            helper_generics(
-                ctx.generics,
-                Some(quote!(__McacheC: ::mcache_registry::Backend)),
-            ),
+            helper_generics(ctx.generics, Some(quote!(__McacheC: #backend))),
             quote!(#cache_param: &::mcache_registry::Cache<__McacheC>,),
             quote!(let __mcache_c = #cache_param;),
         ),
@@ -319,10 +378,9 @@ fn helpers(ctx: &Ctx<'_>, is_async: bool) -> Vec<TokenStream> {
         let bound =
             quote!(__McacheV: ?::core::marker::Sized + ::mcache_registry::__private::Serialize);
         let generics = match ctx.source {
-            CacheSource::Param => helper_generics(
-                ctx.generics,
-                Some(quote!(__McacheC: ::mcache_registry::Backend, #bound)),
-            ),
+            CacheSource::Param => {
+                helper_generics(ctx.generics, Some(quote!(__McacheC: #backend, #bound)))
+            }
             CacheSource::FromSelf => helper_generics(ctx.generics, Some(bound)),
         };
         let predicates = ctx.generics.where_clause.as_ref().map(|w| {
@@ -352,21 +410,38 @@ fn helpers(ctx: &Ctx<'_>, is_async: bool) -> Vec<TokenStream> {
     } else {
         (quote!(), quote!(::core::option::Option::None))
     };
+    let replaced = wait(
+        plan,
+        quote!(::mcache_registry::__private::replace::<#shape, _, _>(
+            __mcache_c, &#function, &__mcache_args, #value_param, #replace_negative, #replace_ttl,
+        )),
+    );
     let replace_fn = quote! {
         #[doc = #doc_replace]
         #borrowed_doc
         #allow
-        #vis async fn #replace #replace_generics (#lead #(#keyed,)* #value_param: &#value_ty) -> #result<(), #error>
+        #vis #asyncness fn #replace #replace_generics (#lead #(#keyed,)* #value_param: &#value_ty) -> #result<(), #error>
         #replace_where
         {
             #get_cache
             let __mcache_args = #args?;
             #replace_ttl_fn
-            ::mcache_registry::__private::replace::<#shape, _, _>(
-                __mcache_c, &#function, &__mcache_args, #value_param, #replace_negative, #replace_ttl,
-            ).await
+            #replaced
         }
     };
+    let is_cached_now = wait(
+        plan,
+        quote!(__mcache_c.is_cached(&#function, &__mcache_args)),
+    );
+    let cached_now = wait(
+        plan,
+        quote!(__mcache_c.cached::<#entry>(&#function, &__mcache_args)),
+    );
+    let invalidated = wait(
+        plan,
+        quote!(__mcache_c.invalidate(&#function, &__mcache_args)),
+    );
+    let invalidated_all = wait(plan, quote!(__mcache_c.invalidate_function(&#function)));
 
     let mut out = vec![
         quote! {
@@ -381,37 +456,37 @@ fn helpers(ctx: &Ctx<'_>, is_async: bool) -> Vec<TokenStream> {
         quote! {
             #[doc = #doc_is]
             #allow
-            #vis async fn #is_cached #generics (#lead #(#keyed),*) -> #result<bool, #error> #where_clause {
+            #vis #asyncness fn #is_cached #generics (#lead #(#keyed),*) -> #result<bool, #error> #where_clause {
                 #get_cache
                 let __mcache_args = #args?;
-                __mcache_c.is_cached(&#function, &__mcache_args).await
+                #is_cached_now
             }
         },
         quote! {
             #[doc = #doc_cached]
             #allow
-            #vis async fn #cached #generics (#lead #(#keyed),*) -> #result<::core::option::Option<#entry>, #error> #where_clause {
+            #vis #asyncness fn #cached #generics (#lead #(#keyed),*) -> #result<::core::option::Option<#entry>, #error> #where_clause {
                 #get_cache
                 let __mcache_args = #args?;
-                __mcache_c.cached::<#entry>(&#function, &__mcache_args).await
+                #cached_now
             }
         },
         replace_fn,
         quote! {
             #[doc = #doc_invalidate]
             #allow
-            #vis async fn #invalidate #generics (#lead #(#keyed),*) -> #result<bool, #error> #where_clause {
+            #vis #asyncness fn #invalidate #generics (#lead #(#keyed),*) -> #result<bool, #error> #where_clause {
                 #get_cache
                 let __mcache_args = #args?;
-                __mcache_c.invalidate(&#function, &__mcache_args).await
+                #invalidated
             }
         },
         quote! {
             #[doc = #doc_all]
             #allow
-            #vis async fn #invalidate_all #generics (#lead) -> #result<(), #error> #where_clause {
+            #vis #asyncness fn #invalidate_all #generics (#lead) -> #result<(), #error> #where_clause {
                 #get_cache
-                __mcache_c.invalidate_function(&#function).await
+                #invalidated_all
             }
         },
     ];
@@ -422,7 +497,7 @@ fn helpers(ctx: &Ctx<'_>, is_async: bool) -> Vec<TokenStream> {
     let refresh_fn = quote! {
         #[doc = #doc_refresh]
         #allow
-        #vis async fn #refresh #refresh_generics (#receiver #(#all),*) -> #ret #where_clause
+        #vis #asyncness fn #refresh #refresh_generics (#receiver #(#all),*) -> #ret #where_clause
         #refresh_body
     };
     out.push(refresh_fn);
@@ -476,14 +551,20 @@ fn memoized_body(
     let shape = &plan.shape;
     let run = compute(plan, body, is_async);
     let call = format_ident!("{}", what);
+    let form = form_check(plan);
+    let result = wait(
+        plan,
+        quote!(::mcache_registry::__private::#call::<#shape, _, _, _>(
+            __mcache_cache, &#function, __mcache_args, __mcache_ttl_fn, #run,
+        )),
+    );
     quote! {{
         #check
         let __mcache_args = #args;
         #bind
+        #form
         #ttl_fn
-        ::mcache_registry::__private::#call::<#shape, _, _, _>(
-            __mcache_cache, &#function, __mcache_args, __mcache_ttl_fn, #run,
-        ).await
+        #result
     }}
 }
 
@@ -506,7 +587,7 @@ pub(crate) fn free_fn(options: Options, f: ItemFn) -> syn::Result<TokenStream> {
     hidden_sig.ident = hidden.clone();
     let keep = body_attrs(&attrs);
     let cfgs = cfg_attrs(&attrs);
-    let outer = outer_sig(&sig);
+    let outer = outer_sig(&sig, &plan);
     let function = quote!(#name::FUNCTION);
     let body = memoized_body(&plan, &function, &quote!(#hidden), is_async, "memoize");
     let path = quote!(::core::concat!(
@@ -667,7 +748,7 @@ fn method(options: Options, f: ImplItemFn, type_name: &str) -> syn::Result<Vec<I
     hidden_sig.ident = hidden.clone();
     let keep = body_attrs(&attrs);
     let cfgs = cfg_attrs(&attrs);
-    let outer = outer_sig(&sig);
+    let outer = outer_sig(&sig, &plan);
     let function = quote!(Self::#constant);
     let body_path = quote!(Self::#hidden);
     let body = memoized_body(&plan, &function, &body_path, is_async, "memoize");

@@ -35,6 +35,9 @@ pub(crate) struct Options {
     pub(crate) skip_self: bool,
     pub(crate) cache_none: bool,
     pub(crate) cache_err: bool,
+    /// The blocking form (`mcache_registry::blocking::memoize`): set by the attribute, never
+    /// written as an option. A plain `fn` stays plain and its cache must be blocking.
+    pub(crate) blocking: bool,
 }
 
 /// `60` (seconds) or any constant expression of type `Duration`.
@@ -158,8 +161,10 @@ impl Options {
         Ok(o)
     }
 
-    /// Per-method options over the `impl` block's (only `cache` and `ttl` are inherited).
+    /// Per-method options over the `impl` block's (only `cache` and `ttl` are inherited; the
+    /// form is the block's attribute's).
     pub(crate) fn over(mut self, block: &Options) -> Options {
+        self.blocking = block.blocking;
         if self.cache.is_none() {
             self.cache = block.cache.clone();
             self.cache_inherited = self.cache.is_some();

@@ -70,6 +70,12 @@ impl Plan {
         if let Some(c) = &sig.constness {
             return err(c, "#[memoize] cannot make a `const fn` async");
         }
+        if let (Some(a), true) = (&sig.asyncness, options.blocking) {
+            return err(
+                a,
+                "`mcache_registry::blocking::memoize` keeps a plain `fn` plain: an `async fn` takes `mcache_registry::memoize` (and an async client's cache)",
+            );
+        }
         if let Some(u) = &sig.unsafety {
             return err(
                 u,

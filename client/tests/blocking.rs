@@ -38,14 +38,25 @@ fn connect_shorthand_and_bad_addresses() {
     assert_eq!(c.endpoints().count(), 1);
     assert!(matches!(Client::connect("h:port"), Err(Error::Config(_))));
     assert!(matches!(Client::builder().build(), Err(Error::Config(_))));
-    // Nobody listens on a port just freed: a typed connect error, not a hang or a panic.
-    let free = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let port = free.local_addr().unwrap().port();
-    drop(free);
-    match Client::connect(format!("127.0.0.1:{port}")) {
-        Err(Error::Io(e)) => assert_eq!(e.kind(), std::io::ErrorKind::ConnectionRefused),
-        other => panic!("connect to a closed port: {other:?}"),
-    }
+    // Nobody listens on a port just freed: a typed connect error, not a hang or a panic. (A
+    // parallel test's server may take the port in between: then try another one.)
+    let refused = (0..5).any(|_| {
+        let free = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = free.local_addr().unwrap().port();
+        drop(free);
+        match Client::connect(format!("127.0.0.1:{port}")) {
+            Err(Error::Io(e)) => {
+                assert_eq!(e.kind(), std::io::ErrorKind::ConnectionRefused);
+                true
+            }
+            Ok(_) => false,
+            Err(other) => panic!("connect to a closed port: {other:?}"),
+        }
+    });
+    assert!(
+        refused,
+        "five freed ports in a row were taken by other servers"
+    );
     let c = Client::builder()
         .url(&format!(
             "memcache://{}?timeout=2s&connections=3",

@@ -122,9 +122,10 @@ fn socket_timeouts_are_set_only_when_a_deadline_needs_it() {
 
 #[test]
 fn after_a_failed_connect_calls_fail_fast_until_the_backoff_passes() {
-    let free = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let endpoint = Endpoint::from(free.local_addr().unwrap());
-    drop(free);
+    // A unix socket path that does not exist refuses every connect, whatever else runs (a
+    // TCP port found free a moment ago could be taken by a server of a parallel test).
+    let dir = mcache_testkit::TempDir::new("mcache-refused").unwrap();
+    let endpoint = Endpoint::Unix(dir.path().join("absent.sock"));
     let settings = Settings {
         backoff_min: Duration::from_millis(200),
         ..Settings::default()

@@ -252,19 +252,24 @@ impl Connection {
                 | Request::MetaArithmetic(_)
         );
         let start = self.queued;
-        let before = self.out.len() + self.chunks_len();
+        let before = self.out.len();
+        // Bytes moved from `out` into `chunks`: what was queued before, this command line and
+        // its value.
+        let mut spliced = 0;
         if let Some(value) = request.large_value(SPLICE_MIN) {
             // The value goes out as given, between its command line and `\r\n`: written
             // with the rest by a vectored write, never copied.
             let value = value.clone();
             request.encode_head(&mut self.out);
-            self.chunks.push_back(self.out.split().freeze());
+            let head = self.out.split().freeze();
+            spliced = head.len() + value.len();
+            self.chunks.push_back(head);
             self.chunks.push_back(value);
             self.out.put_slice(b"\r\n");
         } else {
             request.encode_unchecked(&mut self.out);
         }
-        self.queued += (self.out.len() + self.chunks_len() - before) as u64;
+        self.queued += (self.out.len() + spliced - before) as u64;
         self.next_id += 1;
         let silent = request.is_silent();
         let quit = request == Request::Quit;

@@ -4,7 +4,7 @@
 //! connection tasks and awaits their replies.
 
 use crate::builder::Builder;
-use crate::driver::{Command, Driver, Offer, Reply, Shared};
+use crate::driver::{Command, Driver, Offer, Reply, ReplyReceiver, Shared};
 use crate::endpoint::Endpoint;
 use crate::join::join_all;
 use crate::memcache::Memcache;
@@ -99,7 +99,7 @@ impl ConnectionHandle {
 /// A request handed to a connection, and how its reply comes back.
 enum Queued<'a> {
     /// Through the connection task.
-    Task(oneshot::Receiver<Result<Response, Error>>),
+    Task(ReplyReceiver),
     /// Written and read by the caller itself (the connection was idle).
     Inline(InlineReply<'a>),
 }
@@ -108,7 +108,7 @@ enum Queued<'a> {
 /// moves the connection's bytes itself; when done or dropped, it hands the connection back
 /// to its task.
 struct InlineReply<'a> {
-    rx: oneshot::Receiver<Result<Response, Error>>,
+    rx: ReplyReceiver,
     driver: &'a Shared,
     /// Let the other callers woken with this one run first, so that one write carries all
     /// their requests.
@@ -119,15 +119,12 @@ impl Future for InlineReply<'_> {
     type Output = Result<Result<Response, Error>, oneshot::RecvError>;
 
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        if let Poll::Ready(r) = Pin::new(&mut self.rx).poll(cx) {
-            return Poll::Ready(r);
-        }
-        if std::mem::take(&mut self.defer) {
+        if std::mem::take(&mut self.defer) && !self.rx.has_message() {
             cx.waker().wake_by_ref();
             return Poll::Pending;
         }
-        self.driver.drive_inline(cx);
-        Pin::new(&mut self.rx).poll(cx)
+        let this = &mut *self;
+        this.driver.poll_inline(cx, &mut this.rx)
     }
 }
 

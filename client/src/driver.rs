@@ -62,11 +62,12 @@ pub(crate) struct Reply {
     _gauge: Option<crate::stats::InFlight>,
 }
 
+/// Where a caller awaits its reply.
+pub(crate) type ReplyReceiver = oneshot::Receiver<Result<Response, Error>>;
+
 impl Reply {
     /// A reply channel holding `slot`; the caller awaits the receiver.
-    pub(crate) fn new(
-        slot: SemaphoreGuardArc,
-    ) -> (Reply, oneshot::Receiver<Result<Response, Error>>) {
+    pub(crate) fn new(slot: SemaphoreGuardArc) -> (Reply, ReplyReceiver) {
         let (tx, rx) = oneshot::channel();
         let reply = Reply {
             tx,
@@ -128,6 +129,10 @@ pub(crate) struct Driver {
     backoff: Backoff,
     timer: Pin<Box<dyn Timer>>,
     timer_at: Option<Instant>,
+    /// A deadline an inline caller woke the task to arm the timer for: armed even if that
+    /// request is done by the time the task runs, so that the requests after it (whose
+    /// deadlines are later) find the timer armed and need not wake the task.
+    timer_wanted: Option<Instant>,
     /// The server's counters (reconnects, connect failures).
     counters: Arc<ServerCounters>,
     /// A connection was opened before: the next one is a reconnect.
@@ -183,6 +188,7 @@ impl Driver {
             backoff,
             timer,
             timer_at: None,
+            timer_wanted: None,
             counters,
             connected_once,
             task: None,
@@ -374,9 +380,16 @@ impl Driver {
     }
 
     /// Sets the timer to the next deadline; whether it has already fired.
+    ///
+    /// With nothing due, a timer still armed is left running: it fires at most once for
+    /// nothing, where disarming it would make the next request (whose deadline is later
+    /// than the old one) wake the task to arm it again, once per request on an idle
+    /// connection's inline path.
     fn arm_timer(&mut self, cx: &mut Context<'_>) -> bool {
-        let Some(at) = self.next_deadline() else {
-            self.timer_at = None;
+        let Some(at) = min_opt(self.next_deadline(), self.timer_wanted.take()) else {
+            if self.timer_at.is_some() && self.timer.as_mut().poll_fire(cx).is_ready() {
+                self.timer_at = None;
+            }
             return false;
         };
         if self.timer_at != Some(at) {
@@ -441,17 +454,24 @@ impl Driver {
 
     /// Wakes the task if its timer would fire after the next deadline (a request's timeout,
     /// or the read timeout of bytes just written inline), so that it re-arms it.
-    fn ensure_timer(&self) {
+    fn ensure_timer(&mut self) {
         if let Some(at) = self.next_deadline() {
             if self.timer_at.is_none_or(|armed| armed > at) {
+                self.timer_wanted = min_opt(self.timer_wanted, Some(at));
                 self.wake_task();
             }
         }
     }
 
-    /// Writes and reads with the caller's waker, delivering what arrives. The channel and the
-    /// timer stay the task's; a failed connection is left to the task.
-    fn drive_inline(&mut self, cx: &mut Context<'_>) {
+    /// Writes and reads with the caller's waker, delivering what arrives, until the stream
+    /// has nothing more to read (the caller's waker is then registered for it) or `done`
+    /// (the caller's reply has come: the read interest goes back to the task when the caller
+    /// settles). The channel and the timer stay the task's; a failed connection is left to
+    /// the task.
+    ///
+    /// A write always runs to its end or to `Pending` (its waker registered), so a round only
+    /// repeats after a read that got bytes.
+    fn drive_inline(&mut self, cx: &mut Context<'_>, done: &dyn Fn() -> bool) {
         let now = self.rt.now();
         for _ in 0..ROUNDS_PER_POLL {
             self.accept_now();
@@ -460,8 +480,8 @@ impl Driver {
             };
             s.dispatch(&mut self.queue, self.settings.max_in_flight);
             let wrote = s.write(cx, now);
-            let mut progress = wrote | s.read(cx, now);
-            progress |= s.deliver();
+            let read = s.read(cx, now);
+            s.deliver();
             if s.conn.poisoned().is_some() {
                 // The task fails the callers and replaces the connection.
                 self.wake_task();
@@ -471,7 +491,7 @@ impl Driver {
                 // Written bytes start the read timeout.
                 self.ensure_timer();
             }
-            if !progress {
+            if !read || done() {
                 return;
             }
         }
@@ -557,11 +577,32 @@ impl Shared {
     }
 
     /// Moves bytes with the caller's waker, unless the task holds the driver right now (it
-    /// then does the same work, and delivers through the caller's reply channel).
-    pub(crate) fn drive_inline(&self, cx: &mut Context<'_>) {
-        if let Some(mut d) = self.try_lock() {
-            d.drive_inline(cx);
+    /// then does the same work, and delivers through the caller's reply channel), and polls
+    /// the caller's reply `rx`.
+    ///
+    /// While the caller drives, its waker is out of `rx` (replaced by a no-op waker under the
+    /// lock, which every delivery needs): a reply it delivers itself must not wake it, which
+    /// would poll its task once more for nothing. It is registered again after.
+    pub(crate) fn poll_inline(
+        &self,
+        cx: &mut Context<'_>,
+        rx: &mut ReplyReceiver,
+    ) -> Poll<Result<Result<Response, Error>, oneshot::RecvError>> {
+        match self.try_lock() {
+            Some(mut d) => {
+                let mut quiet = Context::from_waker(Waker::noop());
+                if let Poll::Ready(r) = Pin::new(&mut *rx).poll(&mut quiet) {
+                    return Poll::Ready(r);
+                }
+                let rx = &*rx;
+                d.drive_inline(cx, &|| rx.has_message());
+            }
+            // The task or another caller holds the driver, maybe past the step that would
+            // write or read this caller's bytes (the task is not woken for an inline
+            // request): try again once the other tasks have had their turn.
+            None => cx.waker().wake_by_ref(),
         }
+        Pin::new(rx).poll(cx)
     }
 
     /// An inline caller is done or gone: hands the stream back to the task.

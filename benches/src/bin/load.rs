@@ -1,7 +1,7 @@
 //! A fixed amount of work for instruction and syscall counting (callgrind, strace -c), which,
 //! unlike timings, do not depend on what else the machine is doing.
 //!
-//! `load <tokio|async-std> <tasks> <gets per task> [connections]`: starts memcached, stores
+//! `load <tokio|current|async-std> <tasks> <gets per task> [connections]`: starts memcached, stores
 //! 100 keys of 100 bytes, then `tasks` tasks each do `gets` gets.
 
 use mcache_benches::Executor;
@@ -18,6 +18,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let addr = server.host_port_string();
     let exec = match rt_name {
         "tokio" => Executor::tokio(2)?,
+        "current" => Executor::tokio_current_thread()?,
         _ => Executor::async_std(),
     };
     let start = Instant::now();

@@ -565,10 +565,17 @@ impl InlineRig {
         rx
     }
 
-    /// One poll of an inline caller with `waker`.
-    fn drive(&self, waker: &Arc<Counting>) {
+    /// One poll of the inline caller waiting on `rx`, with `waker`: its reply, if it came.
+    fn drive(&self, waker: &Arc<Counting>, rx: &mut Rx) -> Option<Result<Response, Error>> {
         let waker = Waker::from(waker.clone());
-        self.shared.drive_inline(&mut Context::from_waker(&waker));
+        match self
+            .shared
+            .poll_inline(&mut Context::from_waker(&waker), rx)
+        {
+            Poll::Ready(Ok(r)) => Some(r),
+            Poll::Ready(Err(e)) => panic!("the driver dropped a caller: {e}"),
+            Poll::Pending => None,
+        }
     }
 }
 
@@ -580,28 +587,96 @@ fn a_caller_on_an_idle_connection_writes_and_reads_itself_without_waking_the_tas
 
     // The first request wakes the task, to arm its timer for the request's deadline.
     let mut rx = r.inline(get("a"), SECOND);
-    r.drive(&caller);
+    assert!(r.drive(&caller, &mut rx).is_none());
     assert_eq!(server.take_written(), b"get a\r\n", "written by the caller");
     assert!(r.task_wakes.count() >= 1);
     assert!(r.poll_task().is_pending());
     let wakes = r.task_wakes.count();
     server.send(b"VALUE a 0 1\r\nA\r\nEND\r\n");
-    r.drive(&caller);
-    assert_eq!(value_of(reply(&mut rx)), b"A");
+    let got = r.drive(&caller, &mut rx);
+    assert_eq!(value_of(got), b"A");
     r.shared.settle();
 
     // From then on the armed timer covers later deadlines: no wake-up of the task at all.
     for i in 0..5 {
         r.rt.advance(Duration::from_millis(1));
         let mut rx = r.inline(get("b"), SECOND);
-        r.drive(&caller);
+        assert!(r.drive(&caller, &mut rx).is_none());
         assert_eq!(server.take_written(), b"get b\r\n");
         server.send(b"VALUE b 0 1\r\nB\r\nEND\r\n");
-        r.drive(&caller);
-        assert_eq!(value_of(reply(&mut rx)), b"B", "request {i}");
+        let got = r.drive(&caller, &mut rx);
+        assert_eq!(value_of(got), b"B", "request {i}");
         r.shared.settle();
     }
     assert_eq!(r.task_wakes.count(), wakes, "no hop per request");
+}
+
+#[test]
+fn an_idle_task_keeps_its_timer_armed_so_the_next_inline_request_does_not_wake_it() {
+    let server = MemStream::new();
+    let mut r = InlineRig::new(&server);
+    let caller = Arc::new(Counting::default());
+    for key in ["a", "b", "c"] {
+        let mut rx = r.inline(get(key), SECOND);
+        assert!(r.drive(&caller, &mut rx).is_none());
+        server.take_written();
+        server.send(format!("VALUE {key} 0 1\r\nX\r\nEND\r\n").as_bytes());
+        assert_eq!(value_of(r.drive(&caller, &mut rx)), b"X");
+        r.shared.settle();
+        // The task runs with nothing due (woken for the first request's timer, or for any
+        // other reason): it must not forget the timer it armed.
+        assert!(r.poll_task().is_pending());
+        r.rt.advance(Duration::from_millis(10));
+    }
+    let wakes = r.task_wakes.count();
+    let mut rx = r.inline(get("d"), SECOND);
+    assert!(r.drive(&caller, &mut rx).is_none());
+    assert_eq!(
+        r.task_wakes.count(),
+        wakes,
+        "the armed timer fires before this deadline: no wake-up needed"
+    );
+    // The deadline still holds: the old timer fires, the task re-arms for this request, and
+    // fails it when its own deadline passes.
+    r.rt.advance(SECOND - Duration::from_millis(25));
+    assert!(r.poll_task().is_pending());
+    assert!(reply_is_pending(&mut rx), "not yet due");
+    r.rt.advance(Duration::from_millis(30));
+    assert!(r.poll_task().is_pending());
+    assert_eq!(reply(&mut rx), Some(Err(Error::Timeout)));
+}
+
+#[test]
+fn a_caller_that_finds_the_driver_held_polls_again_instead_of_waiting_for_the_task() {
+    let server = MemStream::new();
+    let mut r = InlineRig::new(&server);
+    let caller = Arc::new(Counting::default());
+    // Arm the task's timer, so that the next inline request does not wake the task.
+    let mut rx = r.inline(get("a"), SECOND);
+    assert!(r.drive(&caller, &mut rx).is_none());
+    server.send(b"VALUE a 0 1\r\nA\r\nEND\r\n");
+    assert!(r.poll_task().is_pending());
+    assert_eq!(value_of(reply(&mut rx)), b"A");
+    server.take_written();
+
+    let mut rx = r.inline(get("b"), SECOND);
+    let (task_wakes, caller_wakes) = (r.task_wakes.count(), caller.count());
+    {
+        // The task (or another caller) holds the driver while this caller is polled: the
+        // request is in the connection but not written, and the task will not be woken.
+        let _held = r.shared.lock();
+        assert!(r.drive(&caller, &mut rx).is_none());
+    }
+    assert_eq!(r.task_wakes.count(), task_wakes);
+    assert_eq!(
+        caller.count(),
+        caller_wakes + 1,
+        "the caller asks to be polled again"
+    );
+    assert!(r.drive(&caller, &mut rx).is_none());
+    assert_eq!(server.take_written(), b"get b\r\n");
+    server.send(b"VALUE b 0 1\r\nB\r\nEND\r\n");
+    assert_eq!(value_of(r.drive(&caller, &mut rx)), b"B");
 }
 
 #[test]
@@ -610,7 +685,7 @@ fn a_stalled_inline_request_times_out_through_the_task_timer() {
     let mut r = InlineRig::new(&server);
     let caller = Arc::new(Counting::default());
     let mut rx = r.inline(get("a"), SECOND);
-    r.drive(&caller);
+    assert!(r.drive(&caller, &mut rx).is_none());
     assert_eq!(server.take_written(), b"get a\r\n");
     assert!(r.task_wakes.count() >= 1, "the task must arm its timer");
     assert!(r.poll_task().is_pending());
@@ -622,11 +697,11 @@ fn a_stalled_inline_request_times_out_through_the_task_timer() {
     server.send(b"VALUE a 0 1\r\nA\r\nEND\r\n");
     assert!(r.poll_task().is_pending());
     let mut rx = r.inline(get("b"), SECOND);
-    r.drive(&caller);
+    assert!(r.drive(&caller, &mut rx).is_none());
     server.send(b"VALUE b 0 1\r\nB\r\nEND\r\n");
-    r.drive(&caller);
+    let got = r.drive(&caller, &mut rx);
     assert!(r.poll_task().is_pending());
-    assert_eq!(value_of(reply(&mut rx)), b"B");
+    assert_eq!(value_of(got), b"B");
 }
 
 #[test]
@@ -634,7 +709,7 @@ fn a_busy_connection_refuses_the_inline_path() {
     let server = MemStream::new();
     let r = InlineRig::new(&server);
     let caller = Arc::new(Counting::default());
-    let _first = r.inline(get("a"), SECOND);
+    let mut first = r.inline(get("a"), SECOND);
     let (reply, _rx) = Reply::new(r.slots.try_acquire_arc().unwrap());
     let cmd = Command {
         request: get("b"),
@@ -645,7 +720,7 @@ fn a_busy_connection_refuses_the_inline_path() {
         matches!(r.shared.try_inline(cmd), Offer::Declined(_)),
         "a request is in flight"
     );
-    r.drive(&caller);
+    assert!(r.drive(&caller, &mut first).is_none());
     assert_eq!(server.take_written(), b"get a\r\n");
 }
 
@@ -658,8 +733,8 @@ fn a_caller_dropped_mid_write_hands_the_rest_to_the_task() {
     let wakes_before = r.task_wakes.count();
     server.set_write_chunk(3);
     server.set_write_blocked(true);
-    let rx = r.inline(set("k", b"value"), SECOND);
-    r.drive(&caller);
+    let mut rx = r.inline(set("k", b"value"), SECOND);
+    assert!(r.drive(&caller, &mut rx).is_none());
     assert!(server.take_written().is_empty());
     // The caller gives up: the request is abandoned, but its bytes must still go out whole,
     // or the connection would be left mid-frame.
@@ -680,13 +755,20 @@ fn an_inline_caller_sees_a_closed_connection_fail_and_the_task_replace_it() {
     let mut r = InlineRig::new(&server);
     let caller = Arc::new(Counting::default());
     let mut rx = r.inline(get("a"), SECOND);
-    r.drive(&caller);
+    assert!(r.drive(&caller, &mut rx).is_none());
     let wakes = r.task_wakes.count();
     server.close();
-    r.drive(&caller);
-    assert!(r.task_wakes.count() > wakes, "the task handles the failure");
+    let got = r.drive(&caller, &mut rx);
+    assert!(matches!(got, Some(Err(Error::Poisoned(_)))), "{got:?}");
+    assert!(
+        r.task_wakes.count() > wakes,
+        "the task replaces the connection"
+    );
     assert!(r.poll_task().is_pending());
-    assert!(matches!(reply(&mut rx), Some(Err(Error::Poisoned(_)))));
+    assert!(
+        matches!(r.shared.lock().link, Link::Down { .. }),
+        "the closed connection is gone"
+    );
 }
 
 #[test]

@@ -500,6 +500,11 @@ impl ResponseDecoder {
                     // Only now is the VALUE line consumed: an incomplete block re-reads it.
                     self.reply_len += size;
                     self.next_key = value_head.2 + 1;
+                    // One allocation for the reply's values: room for every key not yet
+                    // answered (bounded by the request), instead of growing by doubling.
+                    if self.values.capacity() == 0 {
+                        self.values.reserve_exact(keys.len() - value_head.2);
+                    }
                     // The key is filled in when the reply is complete (see `fill_keys`).
                     self.values.push(Value {
                         key: value_head.0.key,

@@ -113,6 +113,9 @@ struct InlineReply<'a> {
     /// Let the other callers woken with this one run first, so that one write carries all
     /// their requests.
     defer: bool,
+    /// The connection went back to its task already (the reply came from this caller's own
+    /// read).
+    settled: bool,
 }
 
 impl Future for InlineReply<'_> {
@@ -124,13 +127,15 @@ impl Future for InlineReply<'_> {
             return Poll::Pending;
         }
         let this = &mut *self;
-        this.driver.poll_inline(cx, &mut this.rx)
+        this.driver.poll_inline(cx, &mut this.rx, &mut this.settled)
     }
 }
 
 impl Drop for InlineReply<'_> {
     fn drop(&mut self) {
-        self.driver.settle();
+        if !self.settled {
+            self.driver.settle();
+        }
     }
 }
 
@@ -376,6 +381,7 @@ impl Client {
                     rx,
                     driver: &conn.driver,
                     defer,
+                    settled: false,
                 }));
             }
             Offer::Declined(cmd) => cmd,

@@ -471,8 +471,7 @@ impl Driver {
     ///
     /// A write always runs to its end or to `Pending` (its waker registered), so a round only
     /// repeats after a read that got bytes.
-    fn drive_inline(&mut self, cx: &mut Context<'_>, done: &dyn Fn() -> bool) {
-        let now = self.rt.now();
+    fn drive_inline(&mut self, cx: &mut Context<'_>, now: Instant, done: &dyn Fn() -> bool) {
         for _ in 0..ROUNDS_PER_POLL {
             self.accept_now();
             let Link::Up(s) = &mut self.link else {
@@ -488,8 +487,14 @@ impl Driver {
                 return;
             }
             if wrote {
-                // Written bytes start the read timeout.
-                self.ensure_timer();
+                // Written bytes start the read timeout: the one deadline a write can bring
+                // forward (the request's own was covered when it was put in).
+                if let Some(at) = s.conn.poll_timeout() {
+                    if self.timer_at.is_none_or(|armed| armed > at) {
+                        self.timer_wanted = min_opt(self.timer_wanted, Some(at));
+                        self.wake_task();
+                    }
+                }
             }
             if !read || done() {
                 return;
@@ -501,15 +506,15 @@ impl Driver {
     /// An inline caller is leaving: the task's waker takes over the stream's read interest (a
     /// read that finds nothing only registers it), and the task is woken if anything is left
     /// to write or to handle.
-    fn settle(&mut self) {
-        let now = self.rt.now();
-        let Some(task) = self.task.clone() else {
+    fn settle(&mut self, now: Instant) {
+        let Driver { task, link, .. } = self;
+        let Some(task) = task.as_ref() else {
             return;
         };
-        let Link::Up(s) = &mut self.link else {
+        let Link::Up(s) = link else {
             return;
         };
-        let mut cx = Context::from_waker(&task);
+        let mut cx = Context::from_waker(task);
         while s.read(&mut cx, now) {
             s.deliver();
             if s.conn.poisoned().is_some() {
@@ -583,10 +588,15 @@ impl Shared {
     /// While the caller drives, its waker is out of `rx` (replaced by a no-op waker under the
     /// lock, which every delivery needs): a reply it delivers itself must not wake it, which
     /// would poll its task once more for nothing. It is registered again after.
+    ///
+    /// A caller whose reply came from its own drive hands the connection back to the task at
+    /// once, under the same lock, and `settled` is set: its [`Shared::settle`] is then not
+    /// needed.
     pub(crate) fn poll_inline(
         &self,
         cx: &mut Context<'_>,
         rx: &mut ReplyReceiver,
+        settled: &mut bool,
     ) -> Poll<Result<Result<Response, Error>, oneshot::RecvError>> {
         match self.try_lock() {
             Some(mut d) => {
@@ -594,8 +604,13 @@ impl Shared {
                 if let Poll::Ready(r) = Pin::new(&mut *rx).poll(&mut quiet) {
                     return Poll::Ready(r);
                 }
+                let now = d.rt.now();
                 let rx = &*rx;
-                d.drive_inline(cx, &|| rx.has_message());
+                d.drive_inline(cx, now, &|| rx.has_message());
+                if rx.has_message() {
+                    d.settle(now);
+                    *settled = true;
+                }
             }
             // The task or another caller holds the driver, maybe past the step that would
             // write or read this caller's bytes (the task is not woken for an inline
@@ -607,7 +622,9 @@ impl Shared {
 
     /// An inline caller is done or gone: hands the stream back to the task.
     pub(crate) fn settle(&self) {
-        self.lock().settle();
+        let mut d = self.lock();
+        let now = d.rt.now();
+        d.settle(now);
     }
 }
 

@@ -315,6 +315,10 @@ impl Connection {
     /// stay the `Bytes` they were given): for a vectored write. Counts as written for the
     /// read timeout. Returns whether anything was added to `into`.
     pub fn take_transmit_chunks(&mut self, now: Instant, into: &mut VecDeque<Bytes>) -> bool {
+        if !self.needs_sync && self.chunks.is_empty() && self.out.is_empty() {
+            // Nothing to send: the common answer, asked once more after every write.
+            return false;
+        }
         self.add_sync();
         let n = self.chunks_len() + self.out.len();
         if n == 0 {

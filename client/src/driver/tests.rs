@@ -566,15 +566,26 @@ impl InlineRig {
     }
 
     /// One poll of the inline caller waiting on `rx`, with `waker`: its reply, if it came.
+    /// A reply the caller read itself leaves the connection settled (handed back to the
+    /// task); one the task delivered is settled here, as the caller's drop would.
     fn drive(&self, waker: &Arc<Counting>, rx: &mut Rx) -> Option<Result<Response, Error>> {
         let waker = Waker::from(waker.clone());
-        match self
+        let mut settled = false;
+        let poll = self
             .shared
-            .poll_inline(&mut Context::from_waker(&waker), rx)
-        {
-            Poll::Ready(Ok(r)) => Some(r),
+            .poll_inline(&mut Context::from_waker(&waker), rx, &mut settled);
+        match poll {
+            Poll::Ready(Ok(r)) => {
+                if !settled {
+                    self.shared.settle();
+                }
+                Some(r)
+            }
             Poll::Ready(Err(e)) => panic!("the driver dropped a caller: {e}"),
-            Poll::Pending => None,
+            Poll::Pending => {
+                assert!(!settled, "settled while still waiting");
+                None
+            }
         }
     }
 }
@@ -595,7 +606,6 @@ fn a_caller_on_an_idle_connection_writes_and_reads_itself_without_waking_the_tas
     server.send(b"VALUE a 0 1\r\nA\r\nEND\r\n");
     let got = r.drive(&caller, &mut rx);
     assert_eq!(value_of(got), b"A");
-    r.shared.settle();
 
     // From then on the armed timer covers later deadlines: no wake-up of the task at all.
     for i in 0..5 {
@@ -606,7 +616,6 @@ fn a_caller_on_an_idle_connection_writes_and_reads_itself_without_waking_the_tas
         server.send(b"VALUE b 0 1\r\nB\r\nEND\r\n");
         let got = r.drive(&caller, &mut rx);
         assert_eq!(value_of(got), b"B", "request {i}");
-        r.shared.settle();
     }
     assert_eq!(r.task_wakes.count(), wakes, "no hop per request");
 }
@@ -622,7 +631,6 @@ fn an_idle_task_keeps_its_timer_armed_so_the_next_inline_request_does_not_wake_i
         server.take_written();
         server.send(format!("VALUE {key} 0 1\r\nX\r\nEND\r\n").as_bytes());
         assert_eq!(value_of(r.drive(&caller, &mut rx)), b"X");
-        r.shared.settle();
         // The task runs with nothing due (woken for the first request's timer, or for any
         // other reason): it must not forget the timer it armed.
         assert!(r.poll_task().is_pending());

@@ -41,6 +41,7 @@ use std::collections::VecDeque;
 use std::future::Future;
 use std::io::IoSlice;
 use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError, TryLockError};
 use std::task::{Context, Poll, Waker};
 use std::time::{Duration, Instant};
@@ -543,6 +544,11 @@ pub(crate) enum Offer {
 /// A connection's driver, shared by its task ([`DriverTask`]) and inline callers.
 pub(crate) struct Shared {
     driver: Mutex<Driver>,
+    /// A caller found the driver held and left its bytes to be moved by others: whoever
+    /// releases the driver next wakes the task (see [`DriverGuard`]).
+    kicked: AtomicBool,
+    /// The task's waker, for waking it without the driver's lock.
+    task_waker: Mutex<Option<Waker>>,
 }
 
 impl Shared {
@@ -550,6 +556,8 @@ impl Shared {
     pub(crate) fn new(driver: Driver) -> Arc<Shared> {
         Arc::new(Shared {
             driver: Mutex::new(driver),
+            kicked: AtomicBool::new(false),
+            task_waker: Mutex::new(None),
         })
     }
 
@@ -558,17 +566,41 @@ impl Shared {
         DriverTask(self.clone())
     }
 
-    fn lock(&self) -> MutexGuard<'_, Driver> {
+    fn lock(&self) -> DriverGuard<'_> {
         // The driver's state stays consistent at every step; a panic elsewhere (a waker) does
         // not make it unusable.
-        self.driver.lock().unwrap_or_else(PoisonError::into_inner)
+        let guard = self.driver.lock().unwrap_or_else(PoisonError::into_inner);
+        DriverGuard {
+            shared: self,
+            guard: Some(guard),
+        }
     }
 
-    fn try_lock(&self) -> Option<MutexGuard<'_, Driver>> {
-        match self.driver.try_lock() {
-            Ok(d) => Some(d),
-            Err(TryLockError::Poisoned(p)) => Some(p.into_inner()),
-            Err(TryLockError::WouldBlock) => None,
+    fn try_lock(&self) -> Option<DriverGuard<'_>> {
+        let guard = match self.driver.try_lock() {
+            Ok(d) => d,
+            Err(TryLockError::Poisoned(p)) => p.into_inner(),
+            Err(TryLockError::WouldBlock) => return None,
+        };
+        Some(DriverGuard {
+            shared: self,
+            guard: Some(guard),
+        })
+    }
+
+    /// After the driver was released: wakes the task if a caller found the driver held
+    /// meanwhile. (A caller sets `kicked` before trying the lock once more, and the holder
+    /// looks at it after releasing: one of the two always sees the other.)
+    fn after_release(&self) {
+        if self.kicked.load(Ordering::SeqCst) && self.kicked.swap(false, Ordering::SeqCst) {
+            let waker = self
+                .task_waker
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .clone();
+            if let Some(w) = waker {
+                w.wake();
+            }
         }
     }
 
@@ -598,24 +630,28 @@ impl Shared {
         rx: &mut ReplyReceiver,
         settled: &mut bool,
     ) -> Poll<Result<Result<Response, Error>, oneshot::RecvError>> {
-        match self.try_lock() {
-            Some(mut d) => {
-                let mut quiet = Context::from_waker(Waker::noop());
-                if let Poll::Ready(r) = Pin::new(&mut *rx).poll(&mut quiet) {
-                    return Poll::Ready(r);
-                }
-                let now = d.rt.now();
-                let rx = &*rx;
-                d.drive_inline(cx, now, &|| rx.has_message());
-                if rx.has_message() {
-                    d.settle(now);
-                    *settled = true;
-                }
-            }
+        let held = self.try_lock().or_else(|| {
             // The task or another caller holds the driver, maybe past the step that would
             // write or read this caller's bytes (the task is not woken for an inline
-            // request): try again once the other tasks have had their turn.
-            None => cx.waker().wake_by_ref(),
+            // request): ask the holder to wake the task when it releases, unless it has
+            // released already.
+            self.kicked.store(true, Ordering::SeqCst);
+            self.try_lock()
+        });
+        if let Some(mut d) = held {
+            let mut quiet = Context::from_waker(Waker::noop());
+            if let Poll::Ready(r) = Pin::new(&mut *rx).poll(&mut quiet) {
+                return Poll::Ready(r);
+            }
+            // This caller moves every queued byte itself (a kick left by others is answered).
+            self.kicked.store(false, Ordering::SeqCst);
+            let now = d.rt.now();
+            let rx = &*rx;
+            d.drive_inline(cx, now, &|| rx.has_message());
+            if rx.has_message() {
+                d.settle(now);
+                *settled = true;
+            }
         }
         Pin::new(rx).poll(cx)
     }
@@ -641,8 +677,46 @@ impl Future for DriverTask {
     type Output = ();
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+        {
+            let mut w = self
+                .0
+                .task_waker
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner);
+            if !w.as_ref().is_some_and(|w| w.will_wake(cx.waker())) {
+                *w = Some(cx.waker().clone());
+            }
+        }
         let mut driver = self.0.lock();
         Pin::new(&mut *driver).poll(cx)
+    }
+}
+
+/// The driver, locked; on release, wakes the task if a caller asked for it
+/// ([`Shared::after_release`]).
+struct DriverGuard<'a> {
+    shared: &'a Shared,
+    guard: Option<MutexGuard<'a, Driver>>,
+}
+
+impl std::ops::Deref for DriverGuard<'_> {
+    type Target = Driver;
+
+    fn deref(&self) -> &Driver {
+        self.guard.as_deref().expect("held until dropped")
+    }
+}
+
+impl std::ops::DerefMut for DriverGuard<'_> {
+    fn deref_mut(&mut self) -> &mut Driver {
+        self.guard.as_deref_mut().expect("held until dropped")
+    }
+}
+
+impl Drop for DriverGuard<'_> {
+    fn drop(&mut self) {
+        drop(self.guard.take());
+        self.shared.after_release();
     }
 }
 

@@ -22,6 +22,9 @@
 //! `--pin` puts the driver (so every client and memcaslap) and memcached on CPU 0: on virtual
 //! machines a cross-CPU wake-up costs far more than the work, so pinned figures measure the
 //! client.
+//!
+//! `E2E_MCACHE_CONNECTIONS=N` (environment, inherited by the worker processes): the mcache
+//! clients' connections for the concurrent scenarios, instead of the builder's default of 2.
 
 mod peers;
 mod report;
@@ -134,8 +137,8 @@ pub(crate) const CLIENTS: &[ClientInfo] = &[
         label: "mcache-tokio",
         peer: false,
         how: "`Client::builder()`, 1 connection for the sequential scenario, 2 connections \
-              shared by all tasks (requests multiplexed and pipelined) otherwise; tokio \
-              multi-thread runtime",
+              (the builder's default) shared by all tasks (requests multiplexed and pipelined) \
+              otherwise; the shape's tokio runtime",
     },
     ClientInfo {
         id: "mcache-async-std",
@@ -214,7 +217,11 @@ fn mcache_scenarios(
     });
     out.push((Scenario::Sequential, m));
 
-    let c = make(2)?;
+    let connections = std::env::var("E2E_MCACHE_CONNECTIONS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(2);
+    let c = make(connections)?;
     rt.block_on(async {
         for k in workload::all_keys() {
             c.set(k, VALUE_100, 0).await?;

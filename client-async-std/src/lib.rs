@@ -120,13 +120,79 @@ impl Runtime for AsyncIo {
 async fn tcp(addr: &str) -> io::Result<Box<dyn ByteStream>> {
     let stream = async_net::TcpStream::connect(addr).await?;
     stream.set_nodelay(true)?;
-    Ok(Box::new(FuturesIo(stream)))
+    Ok(Box::new(Io::new(stream)))
 }
 
 /// A unix-socket connection through async-net.
 async fn unix(path: std::path::PathBuf) -> io::Result<Box<dyn ByteStream>> {
     let stream = async_net::unix::UnixStream::connect(path).await?;
-    Ok(Box::new(FuturesIo(stream)))
+    Ok(Box::new(Io::new(stream)))
+}
+
+/// Most bytes a read takes through [`Io`]'s scratch buffer (the driver's largest unsized read).
+const SCRATCH: usize = 64 * 1024;
+
+/// A futures-io socket as a [`ByteStream`]. Safe code cannot read into uninitialised room, so
+/// [`FuturesIo`] zeroes the room it offers on every read; this reads into a scratch buffer
+/// zeroed once (at most [`SCRATCH`] bytes per connection, taken on the first read) and copies
+/// what arrived: a small reply costs a copy of its bytes, not a 4-64 KiB memset. Larger reads
+/// (a large value's block, sized from its header) go the zeroing way.
+struct Io<T> {
+    io: FuturesIo<T>,
+    scratch: Vec<u8>,
+}
+
+impl<T> Io<T> {
+    fn new(io: T) -> Io<T> {
+        Io {
+            io: FuturesIo(io),
+            scratch: Vec::new(),
+        }
+    }
+}
+
+impl<T> ByteStream for Io<T>
+where
+    T: futures_io::AsyncRead + futures_io::AsyncWrite + Unpin + Send + 'static,
+{
+    fn poll_read(&mut self, cx: &mut Context<'_>, buf: &mut [u8]) -> Poll<io::Result<usize>> {
+        self.io.poll_read(cx, buf)
+    }
+
+    fn poll_read_buf(
+        &mut self,
+        cx: &mut Context<'_>,
+        buf: &mut bytes::BytesMut,
+        max: usize,
+    ) -> Poll<io::Result<usize>> {
+        if max > SCRATCH {
+            return self.io.poll_read_buf(cx, buf, max);
+        }
+        if self.scratch.is_empty() {
+            self.scratch = vec![0; SCRATCH];
+        }
+        let r = self.io.poll_read(cx, &mut self.scratch[..max]);
+        if let Poll::Ready(Ok(n)) = r {
+            buf.extend_from_slice(&self.scratch[..n]);
+        }
+        r
+    }
+
+    fn poll_write(&mut self, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
+        self.io.poll_write(cx, buf)
+    }
+
+    fn poll_write_vectored(
+        &mut self,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        self.io.poll_write_vectored(cx, bufs)
+    }
+
+    fn poll_flush(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        self.io.poll_flush(cx)
+    }
 }
 
 /// async-io's timer as a [`Timer`].

@@ -129,13 +129,14 @@ async fn unix(path: std::path::PathBuf) -> io::Result<Box<dyn ByteStream>> {
     Ok(Box::new(Io::new(stream)))
 }
 
-/// Most bytes a read takes through [`Io`]'s scratch buffer (the driver's largest unsized read).
-const SCRATCH: usize = 64 * 1024;
+/// Most bytes a read takes through [`Io`]'s scratch buffer: replies of small values (a large
+/// value's block, read into room sized from its header, gains nothing from a copy).
+const SCRATCH: usize = 16 * 1024;
 
 /// A futures-io socket as a [`ByteStream`]. Safe code cannot read into uninitialised room, so
 /// [`FuturesIo`] zeroes the room it offers on every read; this reads into a scratch buffer
 /// zeroed once (at most [`SCRATCH`] bytes per connection, taken on the first read) and copies
-/// what arrived: a small reply costs a copy of its bytes, not a 4-64 KiB memset. Larger reads
+/// what arrived: a small reply costs a copy of its bytes, not a 4-16 KiB memset. Larger reads
 /// (a large value's block, sized from its header) go the zeroing way.
 struct Io<T> {
     io: FuturesIo<T>,

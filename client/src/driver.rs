@@ -457,10 +457,15 @@ impl Driver {
     /// or the read timeout of bytes just written inline), so that it re-arms it.
     fn ensure_timer(&mut self) {
         if let Some(at) = self.next_deadline() {
-            if self.timer_at.is_none_or(|armed| armed > at) {
-                self.timer_wanted = min_opt(self.timer_wanted, Some(at));
-                self.wake_task();
-            }
+            self.want_timer(at);
+        }
+    }
+
+    /// Wakes the task to arm its timer for `at`, unless the armed timer fires by then.
+    fn want_timer(&mut self, at: Instant) {
+        if self.timer_at.is_none_or(|armed| armed > at) {
+            self.timer_wanted = min_opt(self.timer_wanted, Some(at));
+            self.wake_task();
         }
     }
 
@@ -491,10 +496,7 @@ impl Driver {
                 // Written bytes start the read timeout: the one deadline a write can bring
                 // forward (the request's own was covered when it was put in).
                 if let Some(at) = s.conn.poll_timeout() {
-                    if self.timer_at.is_none_or(|armed| armed > at) {
-                        self.timer_wanted = min_opt(self.timer_wanted, Some(at));
-                        self.wake_task();
-                    }
+                    self.want_timer(at);
                 }
             }
             if !read || done() {

@@ -87,6 +87,17 @@ impl Runtime for Tokio {
         Box::pin(Sleep(Box::pin(tokio::time::sleep_until(at.into()))))
     }
 
+    fn single_threaded(&self) -> bool {
+        let flavor = match &self.handle {
+            Some(handle) => handle.runtime_flavor(),
+            None => match tokio::runtime::Handle::try_current() {
+                Ok(handle) => handle.runtime_flavor(),
+                Err(_) => return false,
+            },
+        };
+        flavor == tokio::runtime::RuntimeFlavor::CurrentThread
+    }
+
     fn connect_tcp<'a>(&'a self, addr: &'a str) -> BoxFuture<'a, io::Result<Box<dyn ByteStream>>> {
         Box::pin(async move {
             let tcp = tokio::net::TcpStream::connect(addr).await?;

@@ -35,6 +35,15 @@ pub trait Runtime: Send + Sync + fmt::Debug + 'static {
         Instant::now()
     }
 
+    /// Whether every task of this runtime runs on one thread (tokio's current-thread runtime).
+    /// The client then opens one connection per server unless told otherwise
+    /// ([`Builder::connections`](crate::Builder::connections)): on one thread a second
+    /// connection only splits the batches that thread writes and reads, and never adds
+    /// parallelism. Defaults to `false`.
+    fn single_threaded(&self) -> bool {
+        false
+    }
+
     /// Opens a TCP connection to `addr` (`host:port`, resolved by the runtime) with
     /// `TCP_NODELAY` set. The client bounds it with its connect timeout.
     fn connect_tcp<'a>(&'a self, addr: &'a str) -> BoxFuture<'a, io::Result<Box<dyn ByteStream>>>;

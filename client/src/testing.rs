@@ -54,6 +54,7 @@ struct RtState {
 pub(crate) struct ManualRuntime {
     start: Instant,
     state: Arc<Mutex<RtState>>,
+    single_threaded: bool,
 }
 
 impl std::fmt::Debug for ManualRuntime {
@@ -67,6 +68,15 @@ impl ManualRuntime {
         ManualRuntime {
             start: Instant::now(),
             state: Arc::default(),
+            single_threaded: false,
+        }
+    }
+
+    /// The same runtime, saying that it runs every task on one thread.
+    pub(crate) fn single_threaded(self) -> ManualRuntime {
+        ManualRuntime {
+            single_threaded: true,
+            ..self
         }
     }
 
@@ -143,6 +153,10 @@ impl Runtime for ManualRuntime {
 
     fn now(&self) -> Instant {
         self.start + self.elapsed()
+    }
+
+    fn single_threaded(&self) -> bool {
+        self.single_threaded
     }
 
     fn connect_tcp<'a>(&'a self, _: &'a str) -> BoxFuture<'a, io::Result<Box<dyn ByteStream>>> {

@@ -135,6 +135,25 @@ fn tls_over_a_unix_socket_without_a_name_is_refused_not_downgraded() {
 }
 
 #[test]
+fn one_connection_per_server_by_default_on_a_single_threaded_runtime_two_otherwise() {
+    for (rt, configure, expected) in [
+        (ManualRuntime::new(), None, 2),
+        (ManualRuntime::new().single_threaded(), None, 1),
+        (ManualRuntime::new().single_threaded(), Some(3), 3),
+    ] {
+        for _ in 0..expected {
+            rt.on_connect(Connect::Open(MemStream::new()));
+        }
+        let mut builder = Builder::new(Arc::new(rt.clone())).server("mem:1");
+        if let Some(n) = configure {
+            builder = builder.connections(n);
+        }
+        let _client = ready(builder.build()).unwrap();
+        assert_eq!(rt.attempts().len(), expected, "connections({configure:?})");
+    }
+}
+
+#[test]
 fn requests_joined_through_a_pinned_handle_share_one_write_and_one_read() {
     let rt = ManualRuntime::new();
     let servers = [MemStream::new(), MemStream::new()];

@@ -46,7 +46,7 @@ fn builder_url_applies_servers_and_options() {
         ]
     );
     assert_eq!(b.request_timeout, Some(Duration::from_millis(250)));
-    assert_eq!(b.connections, 3);
+    assert_eq!(b.connections, Some(3));
     let s = &b.settings;
     assert_eq!(s.connect_timeout, Duration::from_secs(3));
     assert_eq!(s.connection.read_timeout, None);
@@ -63,7 +63,7 @@ fn builder_url_applies_servers_and_options() {
     assert_eq!(b.settings.backoff_min, Duration::from_millis(50));
     assert_eq!(b.settings.backoff_max, Duration::from_secs(10));
     assert_eq!(b.request_timeout, Some(Duration::from_secs(1)));
-    assert_eq!(b.connections, 2);
+    assert_eq!(b.connections, None, "the default, chosen from the runtime");
     assert!(builder().url("memcache://h?nope=1").is_err());
 }
 

@@ -24,7 +24,8 @@
 //! client.
 //!
 //! `E2E_MCACHE_CONNECTIONS=N` (environment, inherited by the worker processes): the mcache
-//! clients' connections for the concurrent scenarios, instead of the builder's default of 2.
+//! clients' connections for the concurrent scenarios, instead of the builder's default (1 on a
+//! current-thread runtime, 2 otherwise).
 
 mod peers;
 mod report;
@@ -136,15 +137,16 @@ pub(crate) const CLIENTS: &[ClientInfo] = &[
         id: "mcache-tokio",
         label: "mcache-tokio",
         peer: false,
-        how: "`Client::builder()`, 1 connection for the sequential scenario, 2 connections \
-              (the builder's default) shared by all tasks (requests multiplexed and pipelined) \
-              otherwise; the shape's tokio runtime",
+        how: "`Client::builder()`, 1 connection for the sequential scenario, the builder's \
+              default otherwise (1 connection on the `current` shape's current-thread runtime, \
+              2 on a multi-thread one), shared by all tasks (requests multiplexed and \
+              pipelined); the shape's tokio runtime",
     },
     ClientInfo {
         id: "mcache-async-std",
         label: "mcache-async-std",
         peer: false,
-        how: "as mcache-tokio, on async-std's executor",
+        how: "as mcache-tokio, on async-std's executor (multi-thread: 2 connections)",
     },
     ClientInfo {
         id: "raw",
@@ -194,18 +196,18 @@ fn mcache_scenarios(
     addr: &str,
     secs: Duration,
 ) -> Result<Vec<(Scenario, Measurement)>, BoxError> {
-    let make = |n: usize| -> Result<Client, BoxError> {
-        rt.block_on(
-            rt.client()
-                .server(addr)
-                .connections(n)
-                .request_timeout(Some(Duration::from_secs(5)))
-                .build(),
-        )
-        .map_err(BoxError::from)
+    let make = |n: Option<usize>| -> Result<Client, BoxError> {
+        let mut builder = rt
+            .client()
+            .server(addr)
+            .request_timeout(Some(Duration::from_secs(5)));
+        if let Some(n) = n {
+            builder = builder.connections(n);
+        }
+        rt.block_on(builder.build()).map_err(BoxError::from)
     };
     let mut out = Vec::new();
-    let seq = make(1)?;
+    let seq = make(Some(1))?;
     let m = run_load(rt, 1, dur(Scenario::Sequential, secs), 2, move |i| {
         let c = seq.clone();
         async move {
@@ -219,8 +221,7 @@ fn mcache_scenarios(
 
     let connections = std::env::var("E2E_MCACHE_CONNECTIONS")
         .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(2);
+        .and_then(|v| v.parse().ok());
     let c = make(connections)?;
     rt.block_on(async {
         for k in workload::all_keys() {

@@ -9,7 +9,7 @@ use crate::endpoint::Endpoint;
 use crate::join::join_all;
 use crate::memcache::Memcache;
 use crate::pool::Pool;
-use crate::runtime::{timeout, Runtime};
+use crate::runtime::{timeout, BoxFuture, Runtime};
 use crate::stats::{ClientStats, ServerStats};
 use async_lock::{Semaphore, SemaphoreGuardArc};
 use futures_channel::mpsc;
@@ -322,22 +322,15 @@ impl Client {
     }
 
     /// Queues `request` on one of `server`'s connections: the first with a free in-flight
-    /// slot, starting from the next in turn; if none has one, waits for a slot of that one
-    /// until `deadline`. Counts it as a request to `server`.
-    async fn submit(
-        &self,
-        server: usize,
-        request: Request,
-        deadline: Option<Instant>,
-    ) -> Result<Queued<'_>, Error> {
+    /// slot, starting from the next in turn; if none has one, the returned future waits for
+    /// a slot of that one until `deadline`. Counts it as a request to `server`.
+    fn submit(&self, server: usize, request: Request, deadline: Option<Instant>) -> Submit<'_> {
         if let Some(c) = self.inner.pool.counters(server) {
             c.request();
         }
-        let s = self
-            .inner
-            .servers
-            .get(server)
-            .ok_or_else(|| Error::Config(format!("no server #{server}")))?;
+        let Some(s) = self.inner.servers.get(server) else {
+            return Submit::Done(Err(Error::Config(format!("no server #{server}"))));
+        };
         let n = s.connections.len();
         let first = match self.pin {
             Some(pin) => pin % n,
@@ -347,21 +340,41 @@ impl Client {
             let c = &s.connections[(first + i) % n];
             c.slots.try_acquire_arc().map(|slot| (c, slot))
         });
-        let (conn, slot) = match free {
-            Some(found) => found,
+        match free {
+            Some((conn, slot)) => {
+                Submit::Done(self.enqueue(server, s, conn, slot, request, deadline))
+            }
             None => {
                 // Every connection is full: wait for room. Boxed, so that the common path's
-                // future (moved with every call) does not carry the wait's state.
+                // future does not carry the wait's state.
                 let conn = &s.connections[first];
-                (conn, Box::pin(self.wait_for_slot(conn, deadline)).await?)
+                Submit::Wait(Box::pin(async move {
+                    let slot = self.wait_for_slot(conn, deadline).await?;
+                    self.enqueue(server, s, conn, slot, request, deadline)
+                }))
             }
-        };
+        }
+    }
+
+    /// Hands `request` to `conn`, whose in-flight `slot` it holds: written by the caller
+    /// itself when the connection is idle, else queued on the connection's task.
+    fn enqueue<'a>(
+        &'a self,
+        server: usize,
+        s: &Server,
+        conn: &'a ConnectionHandle,
+        slot: SemaphoreGuardArc,
+        request: Request,
+        deadline: Option<Instant>,
+    ) -> Result<Queued<'a>, Error> {
         let (reply, rx) = Reply::new(slot);
         #[cfg(feature = "metrics")]
         let reply = match self.inner.pool.counters(server) {
             Some(c) => reply.gauged(c.in_flight()),
             None => reply,
         };
+        #[cfg(not(feature = "metrics"))]
+        let _ = server;
         let cmd = Command {
             request,
             reply,
@@ -407,9 +420,8 @@ impl Client {
         }
     }
 
-    /// Awaits a queued request's reply (in `span`, the command's trace span), counts it, and
-    /// tells the pool how the server did. `started`: when the call began, for
-    /// `mcache_request_duration_seconds`.
+    /// Awaits a queued request's reply (in `span`, the command's trace span), then
+    /// [`counts`](Client::count_reply) it.
     async fn reply(
         &self,
         server: usize,
@@ -417,14 +429,22 @@ impl Client {
         span: tracing::Span,
         started: Instant,
     ) -> Result<Response, Error> {
-        let ended = |_| -> Result<Response, Error> {
-            Err(Error::Unavailable("the connection task ended".into()))
-        };
         let r = match queued {
-            Ok(Queued::Task(rx)) => rx.instrument(span).await.unwrap_or_else(ended),
-            Ok(Queued::Inline(inline)) => inline.instrument(span).await.unwrap_or_else(ended),
+            Ok(Queued::Task(rx)) => rx.instrument(span).await.unwrap_or_else(task_ended),
+            Ok(Queued::Inline(inline)) => inline.instrument(span).await.unwrap_or_else(task_ended),
             Err(e) => Err(e),
         };
+        self.count_reply(server, r, started)
+    }
+
+    /// Counts a request's result and tells the pool how the server did. `started`: when the
+    /// call began, for `mcache_request_duration_seconds`.
+    fn count_reply(
+        &self,
+        server: usize,
+        r: Result<Response, Error>,
+        started: Instant,
+    ) -> Result<Response, Error> {
         let pool = &self.inner.pool;
         if let Some(c) = pool.counters(server) {
             c.result(&r);
@@ -450,7 +470,11 @@ impl Client {
         let mut queued = Vec::with_capacity(parts.len());
         for (server, request) in parts {
             let span = command_span(server, &request);
-            queued.push((server, self.submit(server, request, deadline).await, span));
+            let q = match self.submit(server, request, deadline) {
+                Submit::Done(q) => q,
+                Submit::Wait(wait) => wait.await,
+            };
+            queued.push((server, q, span));
         }
         let mut replies = Vec::with_capacity(queued.len());
         for (server, q, span) in queued {
@@ -459,38 +483,172 @@ impl Client {
         replies
     }
 
-    async fn call(&self, request: Request) -> Result<Response, Error> {
-        let now = self.inner.runtime.now();
-        let deadline = self.deadline(now);
-        match self.inner.pool.plan(request, now) {
-            Plan::One { server, request } => {
-                let span = command_span(server, &request);
-                let queued = self.submit(server, request, deadline).await;
-                self.reply(server, queued, span, now).await
-            }
-            // Boxed: a request for several servers is the rare case, and its state would
-            // otherwise make every call's future larger.
-            Plan::Split(mut split) => {
-                let parts = std::mem::take(&mut split.parts);
-                split.merge(Box::pin(self.send_all(parts, deadline, now)).await)
-            }
-            Plan::Broadcast(mut all) => {
-                let parts = std::mem::take(&mut all.parts);
-                all.merge(Box::pin(self.send_all(parts, deadline, now)).await)
-            }
-            Plan::Refused(e) => Err(e),
-            other => Err(Error::Config(format!("unsupported plan: {other:?}"))),
+    /// The future of one call: `to` a server (`Some`), or where the pool places the request.
+    fn call(&self, request: Request, to: Option<usize>) -> Call<'_> {
+        Call {
+            client: self,
+            state: CallState::Start { request, to },
         }
     }
 
-    /// Sends `request` to server `index` alone.
-    async fn call_server(&self, index: usize, request: Request) -> Result<Response, Error> {
-        self.inner.pool.check(&request)?;
+    /// A call's first step, on its first poll: plans `request` (or checks it, for a request
+    /// to one server) and queues it.
+    fn start(&self, request: Request, to: Option<usize>) -> CallState<'_> {
         let now = self.inner.runtime.now();
         let deadline = self.deadline(now);
-        let span = command_span(index, &request);
-        let queued = self.submit(index, request, deadline).await;
-        self.reply(index, queued, span, now).await
+        let (server, request) = match to {
+            Some(index) => match self.inner.pool.check(&request) {
+                Ok(()) => (index, request),
+                Err(e) => return CallState::Ready(Err(e)),
+            },
+            None => match self.inner.pool.plan(request, now) {
+                Plan::One { server, request } => (server, request),
+                // Boxed: a request for several servers is the rare case.
+                Plan::Split(mut split) => {
+                    let parts = std::mem::take(&mut split.parts);
+                    return CallState::Many(Box::pin(async move {
+                        split.merge(self.send_all(parts, deadline, now).await)
+                    }));
+                }
+                Plan::Broadcast(mut all) => {
+                    let parts = std::mem::take(&mut all.parts);
+                    return CallState::Many(Box::pin(async move {
+                        all.merge(self.send_all(parts, deadline, now).await)
+                    }));
+                }
+                Plan::Refused(e) => return CallState::Ready(Err(e)),
+                other => {
+                    let e = Error::Config(format!("unsupported plan: {other:?}"));
+                    return CallState::Ready(Err(e));
+                }
+            },
+        };
+        let span = command_span(server, &request);
+        let step = match self.submit(server, request, deadline) {
+            Submit::Done(Ok(queued)) => Step::Reply(queued),
+            Submit::Done(Err(e)) => return CallState::Ready(self.count_reply(server, Err(e), now)),
+            Submit::Wait(wait) => Step::Queue(wait),
+        };
+        CallState::Pending {
+            server,
+            span,
+            started: now,
+            step,
+        }
+    }
+}
+
+/// What [`Client::submit`] came to: queued (or refused) at once, or a wait for a slot.
+enum Submit<'a> {
+    Done(Result<Queued<'a>, Error>),
+    Wait(BoxFuture<'a, Result<Queued<'a>, Error>>),
+}
+
+/// The reply of a request whose connection task is gone.
+fn task_ended(_: oneshot::RecvError) -> Result<Response, Error> {
+    Err(Error::Unavailable("the connection task ended".into()))
+}
+
+/// One call to [`Client`]: nothing is sent before its first poll; the request is kept only
+/// until it is queued. Written by hand rather than as nested `async fn`s, each of which kept
+/// its own copy of the 168-byte request for the whole call: the future of a `get` was
+/// 1.6 KB, moved (copied) twice by every caller.
+pub(crate) struct Call<'a> {
+    client: &'a Client,
+    state: CallState<'a>,
+}
+
+enum CallState<'a> {
+    /// Not polled yet.
+    Start { request: Request, to: Option<usize> },
+    /// Queued, or waiting to be: its reply is counted for `server` when it comes.
+    Pending {
+        server: usize,
+        /// The command's trace span, entered while the reply is awaited.
+        span: tracing::Span,
+        started: Instant,
+        step: Step<'a>,
+    },
+    /// A request for several servers (boxed: rare).
+    Many(BoxFuture<'a, Result<Response, Error>>),
+    /// Known before anything was sent.
+    Ready(Result<Response, Error>),
+    /// The result was returned.
+    Done,
+}
+
+enum Step<'a> {
+    /// Every connection was full: waiting for a slot (boxed: rare).
+    Queue(BoxFuture<'a, Result<Queued<'a>, Error>>),
+    /// Queued: waiting for the reply.
+    Reply(Queued<'a>),
+}
+
+impl Future for Call<'_> {
+    type Output = Result<Response, Error>;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = &mut *self;
+        if let CallState::Start { .. } = this.state {
+            let CallState::Start { request, to } =
+                std::mem::replace(&mut this.state, CallState::Done)
+            else {
+                unreachable!("matched above")
+            };
+            this.state = this.client.start(request, to);
+        }
+        let r = match &mut this.state {
+            CallState::Pending {
+                server,
+                span,
+                started,
+                step,
+            } => {
+                let _entered = span.enter();
+                if let Step::Queue(wait) = step {
+                    match wait.as_mut().poll(cx) {
+                        Poll::Pending => return Poll::Pending,
+                        Poll::Ready(Ok(queued)) => *step = Step::Reply(queued),
+                        Poll::Ready(Err(e)) => {
+                            let (server, started) = (*server, *started);
+                            drop(_entered);
+                            this.state = CallState::Done;
+                            return Poll::Ready(this.client.count_reply(server, Err(e), started));
+                        }
+                    }
+                }
+                let Step::Reply(queued) = step else {
+                    unreachable!("queued above")
+                };
+                let r = match queued {
+                    Queued::Task(rx) => Pin::new(rx).poll(cx),
+                    Queued::Inline(inline) => Pin::new(inline).poll(cx),
+                };
+                match r {
+                    Poll::Pending => return Poll::Pending,
+                    Poll::Ready(r) => {
+                        let r = r.unwrap_or_else(task_ended);
+                        let (server, started) = (*server, *started);
+                        drop(_entered);
+                        this.state = CallState::Done;
+                        return Poll::Ready(this.client.count_reply(server, r, started));
+                    }
+                }
+            }
+            CallState::Many(all) => match all.as_mut().poll(cx) {
+                Poll::Pending => return Poll::Pending,
+                Poll::Ready(r) => r,
+            },
+            CallState::Ready(_) => match std::mem::replace(&mut this.state, CallState::Done) {
+                CallState::Ready(r) => r,
+                _ => unreachable!("matched above"),
+            },
+            CallState::Start { .. } | CallState::Done => {
+                Err(Error::Unavailable("a call polled after it finished".into()))
+            }
+        };
+        this.state = CallState::Done;
+        Poll::Ready(r)
     }
 }
 
@@ -503,7 +661,7 @@ fn command_span(server: usize, request: &Request) -> tracing::Span {
 
 impl Memcache for Client {
     fn execute(&self, request: Request) -> impl Future<Output = Result<Response, Error>> + Send {
-        self.call(request)
+        self.call(request, None)
     }
 }
 
@@ -543,6 +701,6 @@ impl ServerHandle {
 
 impl Memcache for ServerHandle {
     fn execute(&self, request: Request) -> impl Future<Output = Result<Response, Error>> + Send {
-        self.client.call_server(self.index, request)
+        self.client.call(request, Some(self.index))
     }
 }

@@ -14,6 +14,8 @@ use mcache_proto::{
     Request, Response, Stat, StoreStatus, Value,
 };
 use std::future::Future;
+use std::pin::Pin;
+use std::task::{Context, Poll};
 
 /// The typed memcached API, for any transport that can execute a [`Request`].
 ///
@@ -32,6 +34,10 @@ use std::future::Future;
 pub trait Memcache: Sync {
     /// Sends one request and waits for its reply. Server error lines come back as
     /// `Err(Error::Client | Error::Server | Error::Protocol)`.
+    ///
+    /// The typed methods call `execute` when they are called, not when their future is first
+    /// polled: like any future, the one returned must send nothing before it is polled (an
+    /// `async fn` or `async move` block does that by itself).
     fn execute(&self, request: Request) -> impl Future<Output = Result<Response, Error>> + Send;
 
     /// `get`: the value of `key`, if present.
@@ -248,14 +254,66 @@ pub trait Memcache: Sync {
 
 /// Runs one command over `cache`: an invalid argument fails without sending, a call whose
 /// result is known is not sent, any other is one [`Memcache::execute`] and its reply finished.
-async fn run<M, T, F>(cache: &M, call: Result<Call<T, F>, Error>) -> Result<T, Error>
+///
+/// `execute` is called here, when the typed method is, but its future sends nothing until it
+/// is first polled. A hand-made future rather than an `async fn`: one holds the request until
+/// `execute` takes it, and then `execute`'s future besides, for the whole call.
+fn run<M, T, F>(
+    cache: &M,
+    call: Result<Call<T, F>, Error>,
+) -> impl Future<Output = Result<T, Error>> + Send + '_
 where
     M: Memcache + ?Sized,
+    T: Send + 'static,
+    F: Finish<T> + Send + 'static,
+{
+    match call {
+        Ok(Call::Send { request, finish }) => Run::Sending {
+            sending: cache.execute(request),
+            finish: Some(finish),
+        },
+        Ok(Call::Ready(value)) => Run::Done {
+            result: Some(Ok(value)),
+        },
+        Err(e) => Run::Done {
+            result: Some(Err(e)),
+        },
+    }
+}
+pin_project_lite::pin_project! {
+    /// The future of [`run`].
+    #[project = RunProj]
+    enum Run<Fut, T, F> {
+        /// Sending the request; `finish` turns its reply into the result.
+        Sending {
+            #[pin]
+            sending: Fut,
+            finish: Option<F>,
+        },
+        /// The result known without sending (taken when returned).
+        Done { result: Option<Result<T, Error>> },
+    }
+}
+
+impl<Fut, T, F> Future for Run<Fut, T, F>
+where
+    Fut: Future<Output = Result<Response, Error>>,
     F: Finish<T>,
 {
-    match call? {
-        Call::Send { request, finish } => finish.finish(cache.execute(request).await?),
-        Call::Ready(value) => Ok(value),
+    type Output = Result<T, Error>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let polled_again = || Err(Error::Unavailable("a call polled after it finished".into()));
+        match self.project() {
+            RunProj::Sending { sending, finish } => {
+                let reply = std::task::ready!(sending.poll(cx));
+                Poll::Ready(match finish.take() {
+                    Some(finish) => reply.and_then(|r| finish.finish(r)),
+                    None => polled_again(),
+                })
+            }
+            RunProj::Done { result } => Poll::Ready(result.take().unwrap_or_else(polled_again)),
+        }
     }
 }
 

@@ -280,6 +280,12 @@ where
         },
     }
 }
+
+/// The error of a call's future polled again after it returned its result.
+pub(crate) fn polled_after_finished() -> Error {
+    Error::Unavailable("a call polled after it finished".into())
+}
+
 pin_project_lite::pin_project! {
     /// The future of [`run`].
     #[project = RunProj]
@@ -303,7 +309,7 @@ where
     type Output = Result<T, Error>;
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        let polled_again = || Err(Error::Unavailable("a call polled after it finished".into()));
+        let polled_again = || Err(polled_after_finished());
         match self.project() {
             RunProj::Sending { sending, finish } => {
                 let reply = std::task::ready!(sending.poll(cx));

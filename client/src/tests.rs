@@ -157,6 +157,37 @@ fn a_call_sends_nothing_until_polled_and_its_future_stays_small() {
 }
 
 #[test]
+fn a_call_polled_again_after_its_result_says_so_and_sends_nothing() {
+    let rt = ManualRuntime::new();
+    let (client, server) = client_on(&rt, |b| b);
+    rt.run_tasks();
+    let request = mcache_proto::commands::get("k").map(|call| match call {
+        mcache_proto::commands::Call::Send { request, .. } => request,
+        mcache_proto::commands::Call::Ready(_) => unreachable!("a get is sent"),
+    });
+    let mut call = Box::pin(client.execute(request.unwrap()));
+    assert!(poll(call.as_mut()).is_pending());
+    rt.run_tasks();
+    assert_eq!(server.take_written(), b"get k\r\n");
+    server.send(b"END\r\n");
+    rt.run_tasks();
+    assert!(matches!(poll(call.as_mut()), Poll::Ready(Ok(_))));
+    let again = poll(call.as_mut());
+    assert!(
+        matches!(&again, Poll::Ready(Err(Error::Unavailable(m))) if m.contains("after it finished")),
+        "{again:?}"
+    );
+    rt.run_tasks();
+    assert_eq!(server.take_written(), b"");
+    let stats = client.client_stats().servers.remove(0);
+    assert_eq!(
+        (stats.requests, stats.ok),
+        (1, 1),
+        "counted once: {stats:?}"
+    );
+}
+
+#[test]
 fn one_connection_per_server_by_default_on_a_single_threaded_runtime_two_otherwise() {
     for (rt, configure, expected) in [
         (ManualRuntime::new(), None, 2),

@@ -420,7 +420,8 @@ impl Client {
     }
 
     /// Counts a request's result and tells the pool how the server did. `started`: when the
-    /// call began, for `mcache_request_duration_seconds`.
+    /// call began (before its request was sent), for `mcache_request_duration_seconds` and for
+    /// the pool, which ignores replies to requests sent before the server's last failure.
     fn count_reply(
         &self,
         server: usize,
@@ -433,10 +434,8 @@ impl Client {
             #[cfg(feature = "metrics")]
             c.duration(self.inner.runtime.now().saturating_duration_since(started));
         }
-        #[cfg(not(feature = "metrics"))]
-        let _ = started;
         if pool.len() > 1 {
-            pool.observe(server, &r, self.inner.runtime.now());
+            pool.observe(server, &r, started, self.inner.runtime.now());
         }
         r
     }

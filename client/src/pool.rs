@@ -125,9 +125,18 @@ impl Pool {
         }
     }
 
-    /// Takes note of `server`'s reply (or failure). Takes no lock while the server has no
-    /// failures on record and the reply is not a connection-level failure.
-    pub(crate) fn observe(&self, server: usize, result: &Result<Response, Error>, now: Instant) {
+    /// Takes note of `server`'s reply (or failure) to a request sent at `sent`; `now` is when
+    /// the result came. Takes no lock while the server has no failures on record and the reply
+    /// is not a connection-level failure. A reply to a request sent before the server's last
+    /// failure does not count: callers on other threads may count a reply read just before
+    /// the server died after the failures that ejected it, and it must not re-admit it.
+    pub(crate) fn observe(
+        &self,
+        server: usize,
+        result: &Result<Response, Error>,
+        sent: Instant,
+        now: Instant,
+    ) {
         if self.len() == 1 {
             return;
         }
@@ -136,7 +145,7 @@ impl Pool {
                 self.record_failure(server, now);
             }
             Err(e) if !e.is_server_reply() => {}
-            _ => self.record_success(server),
+            _ => self.record_reply(server, sent),
         }
     }
 
@@ -155,7 +164,7 @@ impl Pool {
         ejected
     }
 
-    fn record_success(&self, server: usize) {
+    fn record_reply(&self, server: usize, sent: Instant) {
         let Some(suspect) = self.suspect.get(server) else {
             return;
         };
@@ -163,7 +172,11 @@ impl Pool {
             return;
         }
         let mut health = self.health();
-        health.record_success(server);
+        health.record_reply(server, sent);
+        if health.failures(server) > 0 || health.retry_at(server).is_some() {
+            // A reply from before the last failure: the server stays suspect.
+            return;
+        }
         suspect.store(false, Ordering::Release);
         self.ejected.store(health.ejected(), Ordering::Release);
     }

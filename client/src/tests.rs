@@ -3,7 +3,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use crate::testing::{poll, ready, Connect, ManualRuntime, MemStream};
-use crate::{Builder, Error, Memcache};
+use crate::{Builder, Error, Memcache, Runtime};
 use std::sync::Arc;
 use std::task::Poll;
 use std::time::Duration;
@@ -241,4 +241,60 @@ fn requests_joined_through_a_pinned_handle_share_one_write_and_one_read() {
         }
         Poll::Pending => panic!("both replies were read by the caller"),
     }
+}
+
+#[test]
+fn a_reply_counted_after_its_server_was_ejected_does_not_re_admit_it() {
+    // The pool suite's `pool_kill_fail_fast` failed about once in fifteen runs: a caller
+    // whose reply was read just before its server died counted it after the failures that
+    // ejected the server, which re-admitted it; the next call of its keys then went to the
+    // dead connection instead of being refused.
+    let rt = ManualRuntime::new();
+    let servers = [MemStream::new(), MemStream::new()];
+    for s in &servers {
+        rt.on_connect(Connect::Open(s.clone()));
+    }
+    let client = ready(
+        Builder::new(Arc::new(rt.clone()))
+            .servers(["mem:1", "mem:2"])
+            .connections(1)
+            .health(mcache_proto::HealthPolicy {
+                failure_limit: 2,
+                retry_after: Duration::from_secs(10),
+                failover: mcache_proto::Failover::FailFast,
+            })
+            .build(),
+    )
+    .unwrap();
+    rt.run_tasks();
+    let pool = client.pool();
+    let key = (0..)
+        .map(|i| format!("k{i}"))
+        .find(|k| pool.server_for(k.as_bytes()) == 1)
+        .unwrap();
+    let mut late = Box::pin(client.get(key.clone()));
+    assert!(poll(late.as_mut()).is_pending());
+    rt.run_tasks();
+    assert_eq!(
+        servers[1].take_written(),
+        format!("get {key}\r\n").as_bytes()
+    );
+    servers[1].send(b"END\r\n");
+    // Other callers see the server fail meanwhile, and it is ejected.
+    rt.advance(Duration::from_millis(1));
+    for _ in 0..2 {
+        pool.record_failure(1, rt.now());
+    }
+    assert!(!pool.is_available(1, rt.now()));
+    // The reply sent before the failures is counted now: the server stays out.
+    assert!(matches!(poll(late.as_mut()), Poll::Ready(Ok(None))));
+    assert!(
+        !pool.is_available(1, rt.now()),
+        "re-admitted by a late reply"
+    );
+    match ready(client.get(key.as_str())) {
+        Err(Error::Unavailable(m)) => assert!(m.contains("down"), "{m}"),
+        other => panic!("a key of an ejected server: {other:?}"),
+    }
+    assert!(servers[1].take_written().is_empty(), "nothing sent to it");
 }

@@ -479,14 +479,22 @@ impl Pool {
         self.all_up().plan_split(retrieve)
     }
 
-    /// Takes note of `server`'s reply (or failure) to a request sent to it.
-    pub fn observe(&mut self, server: usize, result: &Result<Response, Error>, now: Instant) {
+    /// Takes note of `server`'s reply (or failure) to a request sent to it at `sent`; `now`
+    /// is when the result came. A reply to a request sent before the server's last failure
+    /// is not news of the server ([`Ring::record_reply`]).
+    pub fn observe(
+        &mut self,
+        server: usize,
+        result: &Result<Response, Error>,
+        sent: Instant,
+        now: Instant,
+    ) {
         if self.len() == 1 {
             return;
         }
         match result {
-            Ok(_) => self.record_success(server),
-            Err(e) if e.is_server_reply() => self.record_success(server),
+            Ok(_) => self.record_reply(server, sent),
+            Err(e) if e.is_server_reply() => self.record_reply(server, sent),
             Err(e) if is_server_failure(e) => {
                 self.record_failure(server, now);
             }
@@ -514,6 +522,19 @@ impl Pool {
         }
         self.health.record_success(server);
         if was_out {
+            self.count_ejected();
+            tracing::info!(server = %self.health.servers()[server], "server re-admitted to the pool");
+        }
+    }
+
+    /// [`Pool::record_success`] for a reply to a request sent at `sent`, unless it was sent
+    /// before the server's last failure (see [`Ring::record_reply`]).
+    pub fn record_reply(&mut self, server: usize, sent: Instant) {
+        let was_out = self.health.retry_at(server).is_some();
+        if !was_out && self.health.failures(server) == 0 {
+            return;
+        }
+        if self.health.record_reply(server, sent) && was_out {
             self.count_ejected();
             tracing::info!(server = %self.health.servers()[server], "server re-admitted to the pool");
         }

@@ -347,6 +347,9 @@ pub struct Routed {
 struct Slot {
     failures: u32,
     down_until: Option<Instant>,
+    /// When the last failure that counted was recorded: replies to requests sent before it
+    /// are news from before the failure.
+    last_failure: Option<Instant>,
 }
 
 impl Slot {
@@ -785,6 +788,7 @@ impl Ring {
             return false;
         }
         slot.failures = slot.failures.saturating_add(1);
+        slot.last_failure = Some(now);
         if slot.failures < limit {
             return false;
         }
@@ -794,7 +798,8 @@ impl Ring {
     }
 
     /// Records a successful exchange with `server`: its failure count is cleared and, if it
-    /// was out, it is re-admitted at once. An unknown index is ignored.
+    /// was out, it is re-admitted at once. An unknown index is ignored. Where the request's
+    /// send time is known, [`Ring::record_reply`] also ignores replies from before a failure.
     pub fn record_success(&mut self, server: usize) {
         if let Some(slot) = self.slots.get_mut(server) {
             slot.failures = 0;
@@ -802,6 +807,23 @@ impl Ring {
                 self.dirty = true;
             }
         }
+    }
+
+    /// Records a reply from `server` to a request sent at `sent`: [`Ring::record_success`],
+    /// unless the request was sent before the server's last recorded failure. Such a reply
+    /// was under way when the server failed (or was read before the failure and is counted
+    /// late, as concurrent callers do): it says nothing about the server now, and must neither
+    /// re-admit an ejected server nor clear failures that came after it. Returns whether the
+    /// reply counted. An unknown index is ignored.
+    pub fn record_reply(&mut self, server: usize, sent: Instant) -> bool {
+        let Some(slot) = self.slots.get(server) else {
+            return false;
+        };
+        if slot.last_failure.is_some_and(|failed| sent < failed) {
+            return false;
+        }
+        self.record_success(server);
+        true
     }
 
     /// Consecutive failures recorded for `server` (0 for an unknown index).

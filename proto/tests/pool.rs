@@ -304,7 +304,7 @@ fn one_server_takes_everything_and_keeps_no_health() {
         }
     }
     for _ in 0..10 {
-        pool.observe(0, &Err(Error::Poisoned(PoisonReason::Closed)), now);
+        pool.observe(0, &Err(Error::Poisoned(PoisonReason::Closed)), now, now);
     }
     assert!(pool.is_available(0, now));
     assert_eq!(pool.failures(0), 0);
@@ -579,26 +579,32 @@ fn fail_fast_ejects_after_the_limit_fails_only_that_server_s_keys_and_retries_la
     let k_live = key_on(&pool, 2, "l");
 
     // One failure: still in (limit 2). A reply clears the count.
-    pool.observe(dead, &Err(Error::Io(refused("refused"))), t0);
+    pool.observe(dead, &Err(Error::Io(refused("refused"))), t0, t0);
     assert_eq!(pool.failures(dead), 1);
-    pool.observe(dead, &Ok(Response::Stored), t0);
+    pool.observe(dead, &Ok(Response::Stored), t0, t0);
     assert_eq!(pool.failures(dead), 0);
     // Errors that are the server's own reply count as a reply; request errors count neither way.
-    pool.observe(dead, &Err(Error::Timeout), t0);
+    pool.observe(dead, &Err(Error::Timeout), t0, t0);
     pool.observe(
         dead,
         &Err(Error::Poisoned(PoisonReason::Malformed(
             DecodeError::LineTooLong { max: 1 },
         ))),
         t0,
+        t0,
     );
     assert_eq!(pool.failures(dead), 1);
-    pool.observe(dead, &Err(Error::Client(Bytes::from_static(b"bad"))), t0);
+    pool.observe(
+        dead,
+        &Err(Error::Client(Bytes::from_static(b"bad"))),
+        t0,
+        t0,
+    );
     assert_eq!(pool.failures(dead), 0);
 
     // Two in a row: out for 10 s.
-    pool.observe(dead, &Err(Error::Poisoned(PoisonReason::Closed)), t0);
-    pool.observe(dead, &Err(Error::Poisoned(PoisonReason::Timeout)), t0);
+    pool.observe(dead, &Err(Error::Poisoned(PoisonReason::Closed)), t0, t0);
+    pool.observe(dead, &Err(Error::Poisoned(PoisonReason::Timeout)), t0, t0);
     assert!(!pool.is_available(dead, t0));
     assert_eq!(pool.retry_at(dead), Some(t0 + Duration::from_secs(10)));
 
@@ -648,13 +654,13 @@ fn fail_fast_ejects_after_the_limit_fails_only_that_server_s_keys_and_retries_la
     let t2 = t0 + Duration::from_secs(10);
     assert!(pool.is_available(dead, t2));
     assert!(matches!(pool.plan(set(&k_dead), t2), Plan::One { server, .. } if server == dead));
-    pool.observe(dead, &Err(Error::Io(refused("still down"))), t2);
+    pool.observe(dead, &Err(Error::Io(refused("still down"))), t2, t2);
     assert!(!pool.is_available(dead, t2));
     assert_eq!(pool.retry_at(dead), Some(t2 + Duration::from_secs(10)));
     // It answers at its next retry: re-admitted, nothing on record.
     let t3 = t2 + Duration::from_secs(10);
     assert!(matches!(pool.plan(set(&k_dead), t3), Plan::One { server, .. } if server == dead));
-    pool.observe(dead, &Ok(Response::Stored), t3);
+    pool.observe(dead, &Ok(Response::Stored), t3, t3);
     assert!(
         pool.is_available(dead, t2),
         "re-admitted: available even before its retry time"
@@ -664,13 +670,61 @@ fn fail_fast_ejects_after_the_limit_fails_only_that_server_s_keys_and_retries_la
 }
 
 #[test]
+fn a_reply_to_a_request_sent_before_the_failure_neither_re_admits_nor_clears() {
+    // Seen in the pool suite (`pool_kill_fail_fast`, about one run in fifteen): a caller read
+    // its reply just before its server was killed and counted it on another thread after
+    // the failures that ejected the server; the server came back into the pool and the next
+    // call of its keys was sent to the dead connection instead of being refused.
+    for failover in [Failover::FailFast, Failover::Rehash] {
+        let mut pool = pool(3, failover);
+        let t0 = Instant::now();
+        let dead = 1;
+        let k_dead = key_on(&pool, dead, "late");
+        let sent = t0;
+        let t1 = t0 + Duration::from_millis(5);
+        pool.observe(dead, &Err(Error::Poisoned(PoisonReason::Closed)), t1, t1);
+        pool.observe(dead, &Err(Error::Io(refused("refused"))), t1, t1);
+        assert!(!pool.is_available(dead, t1));
+        // The late reply: sent at t0, counted at t2.
+        let t2 = t1 + Duration::from_millis(1);
+        pool.observe(dead, &Ok(Response::Stored), sent, t2);
+        pool.observe(
+            dead,
+            &Err(Error::Client(Bytes::from_static(b"bad"))),
+            sent,
+            t2,
+        );
+        assert!(!pool.is_available(dead, t2), "{failover:?}: still out");
+        assert_eq!(pool.retry_at(dead), Some(t1 + Duration::from_secs(10)));
+        assert_eq!(pool.failures(dead), 2, "{failover:?}: failures kept");
+        match pool.plan(set(&k_dead), t2) {
+            Plan::One { server, .. } => assert_ne!(server, dead, "{failover:?}"),
+            Plan::Refused(Error::Unavailable(m)) => assert!(m.contains("down"), "{m}"),
+            other => panic!("{other:?}"),
+        }
+        // Before any ejection too: a late reply does not clear a later failure.
+        let live = 2;
+        pool.observe(live, &Err(Error::Timeout), t1, t1);
+        pool.observe(live, &Ok(Response::Stored), sent, t2);
+        assert_eq!(pool.failures(live), 1, "{failover:?}");
+        // A reply to a request sent at or after the failure counts: the probe at retry time.
+        pool.observe(live, &Ok(Response::Stored), t1, t2);
+        assert_eq!(pool.failures(live), 0);
+        let t3 = t1 + Duration::from_secs(10);
+        pool.observe(dead, &Ok(Response::Stored), t3, t3);
+        assert!(pool.is_available(dead, t2), "{failover:?}: re-admitted");
+        assert_eq!((pool.retry_at(dead), pool.failures(dead)), (None, 0));
+    }
+}
+
+#[test]
 fn rehash_moves_a_dead_server_s_keys_while_it_is_out() {
     let mut pool = pool(3, Failover::Rehash);
     let t0 = Instant::now();
     let dead = 0;
     let keys: Vec<String> = (0..300).map(|i| format!("r:{i}")).collect();
     for _ in 0..2 {
-        pool.observe(dead, &Err(Error::Io(refused("refused"))), t0);
+        pool.observe(dead, &Err(Error::Io(refused("refused"))), t0, t0);
     }
     assert!(!pool.is_available(dead, t0));
     let t1 = t0 + Duration::from_secs(1);
@@ -698,13 +752,13 @@ fn rehash_moves_a_dead_server_s_keys_while_it_is_out() {
     let t2 = t0 + Duration::from_secs(10);
     let k = key_on(&pool, dead, "r");
     assert!(matches!(pool.plan(set(&k), t2), Plan::One { server, .. } if server == dead));
-    pool.observe(dead, &Ok(Response::Stored), t2);
+    pool.observe(dead, &Ok(Response::Stored), t2, t2);
     assert_eq!(pool.retry_at(dead), None);
     assert!(matches!(pool.plan(set(&k), t1), Plan::One { server, .. } if server == dead));
     // Every server out: every key fails.
     for s in 0..3 {
         for _ in 0..2 {
-            pool.observe(s, &Err(Error::Timeout), t2);
+            pool.observe(s, &Err(Error::Timeout), t2, t2);
         }
     }
     assert!(
@@ -751,8 +805,8 @@ fn server_failures_are_connection_level_errors() {
 fn out_of_range_servers_are_ignored() {
     let mut pool = pool(2, Failover::FailFast);
     let now = Instant::now();
-    pool.observe(7, &Err(Error::Timeout), now);
-    pool.observe(7, &Ok(Response::Stored), now);
+    pool.observe(7, &Err(Error::Timeout), now, now);
+    pool.observe(7, &Ok(Response::Stored), now, now);
     assert!(!pool.record_failure(9, now));
     assert!(!pool.is_available(9, now));
     assert_eq!(pool.failures(9), 0);
@@ -943,7 +997,7 @@ proptest! {
             }
             prop_assert!(!pool.is_available(dead, t1));
             // Re-admitted by its first reply: nothing on record, the plans agree again.
-            pool.observe(dead, &Ok(Response::Stored), t1);
+            pool.observe(dead, &Ok(Response::Stored), t1, t1);
             prop_assert_eq!(pool.ejected(), 0);
             check(&mut pool, t1)?;
         }
@@ -968,7 +1022,7 @@ fn ejected_counts_servers_with_an_ejection_on_record() {
     assert_eq!(pool.ejected(), 2);
     pool.record_success(1);
     assert_eq!(pool.ejected(), 1);
-    pool.observe(2, &Err(Error::Server(Bytes::new())), t1);
+    pool.observe(2, &Err(Error::Server(Bytes::new())), t1, t1);
     assert_eq!(pool.ejected(), 0);
     // While a server is out, the all-up plan ignores it and the plan does not.
     for _ in 0..2 {

@@ -113,10 +113,11 @@ impl Inner {
             return Err(Error::Config(format!("no server #{index}")));
         };
         server.counters().request();
+        let sent = Instant::now();
         let reply = server
             .lease(&self.settings, deadline)
             .and_then(|mut lease| lease.link()?.round_trip(request, deadline));
-        self.observe(index, &reply);
+        self.observe(index, &reply, sent);
         reply
     }
 
@@ -137,6 +138,7 @@ impl Inner {
             })
             .collect();
         let mut queued = Vec::with_capacity(parts.len());
+        let sent = Instant::now();
         for (index, request) in parts {
             if let Some(server) = self.servers.get(index) {
                 server.counters().request();
@@ -164,19 +166,20 @@ impl Inner {
                 Some(Err(e)) => Err(e.clone()),
                 None => Err(Error::Config(format!("no server #{index}"))),
             });
-            self.observe(index, &reply);
+            self.observe(index, &reply, sent);
             replies.push(reply);
         }
         replies
     }
 
-    fn observe(&self, index: usize, reply: &Reply) {
+    /// Counts `reply` to a request sent at `sent`, and tells the pool how the server did.
+    fn observe(&self, index: usize, reply: &Reply, sent: Instant) {
         if let Some(s) = self.servers.get(index) {
             s.counters().result(reply);
         }
         let pool = &self.pool;
         if pool.len() > 1 {
-            pool.observe(index, reply, Instant::now());
+            pool.observe(index, reply, sent, Instant::now());
         }
     }
 }

@@ -61,12 +61,11 @@ pub(crate) struct Server {
 }
 
 /// The way into one connection: its task's request channel, its in-flight slots, and the
-/// shared driver an idle connection's callers use inline.
+/// shared driver that callers use inline (idle connection) or queue into (busy connection).
 #[derive(Debug)]
 pub(crate) struct ConnectionHandle {
     tx: mpsc::UnboundedSender<Command>,
     pub(crate) slots: Arc<Semaphore>,
-    max_in_flight: usize,
     driver: Arc<Shared>,
 }
 
@@ -83,15 +82,8 @@ impl ConnectionHandle {
         ConnectionHandle {
             tx,
             slots: Arc::new(Semaphore::new(max_in_flight)),
-            max_in_flight,
             driver,
         }
-    }
-
-    /// Whether the caller holding one slot is the only one: the connection may be idle (the
-    /// driver decides; a busy connection is seen here with one atomic load, no lock).
-    fn maybe_idle(&self) -> bool {
-        self.slots.available_permits() + 1 >= self.max_in_flight
     }
 }
 
@@ -379,12 +371,7 @@ impl Client {
             reply,
             deadline,
         };
-        let offer = if conn.maybe_idle() {
-            conn.driver.try_inline(cmd)
-        } else {
-            Offer::Declined(cmd)
-        };
-        let cmd = match offer {
+        let cmd = match conn.driver.try_inline(cmd) {
             Offer::Inline { defer } => {
                 // A pinned handle's requests are meant to travel together: let the others
                 // queue first, so that one write carries them all.
@@ -396,6 +383,7 @@ impl Client {
                     settled: false,
                 }));
             }
+            Offer::Queued => return Ok(Queued::Task(rx)),
             Offer::Declined(cmd) => cmd,
         };
         conn.tx

@@ -23,8 +23,10 @@
 //! it writes and reads with its own waker ([`Shared::drive_inline`]), so a lone request costs
 //! one wake-up. The task keeps the channel and the timer: it is woken when the timer must
 //! cover the inline request's deadline, and an inline caller that leaves hands the stream's
-//! read interest back to it ([`Shared::settle`]). Under pipelined load callers go through the
-//! channel, and the task writes many requests at once.
+//! read interest back to it ([`Shared::settle`]). Under pipelined load callers put their
+//! requests in the task's queue under the same lock (no channel message to allocate and copy),
+//! or through the channel when the driver is held right now, and the task writes many requests
+//! at once.
 
 use crate::connect::connect;
 use crate::endpoint::Endpoint;
@@ -428,11 +430,11 @@ impl Driver {
     /// replies, so their callers are about to send too, and one write can carry all.
     fn try_inline(&mut self, cmd: Command) -> Offer {
         let Link::Up(s) = &mut self.link else {
-            return Offer::Declined(cmd);
+            return self.queue_for_task(cmd);
         };
         let idle = self.queue.is_empty() && s.conn.in_flight() == 0 && s.out.is_empty();
         if !idle || self.task.is_none() || s.conn.poisoned().is_some() {
-            return Offer::Declined(cmd);
+            return self.queue_for_task(cmd);
         }
         match s.conn.send(cmd.request) {
             Ok(id) => s.waiters.push(id, cmd.deadline, cmd.reply),
@@ -441,6 +443,19 @@ impl Driver {
         let defer = s.last_delivered > 1;
         self.ensure_timer();
         Offer::Inline { defer }
+    }
+
+    /// Puts `cmd` in the task's queue and wakes the task, as the channel would, minus the
+    /// channel's allocation and copies per message: the caller holds the driver, so the task is
+    /// not running it. Bounded as the channel is, by the in-flight slot each command holds.
+    /// Declined once the channel is closed (the task is finishing and takes no more).
+    fn queue_for_task(&mut self, cmd: Command) -> Offer {
+        if self.rx_closed {
+            return Offer::Declined(cmd);
+        }
+        self.queue.push_back(cmd);
+        self.wake_task();
+        Offer::Queued
     }
 
     /// Takes what callers queued on the channel meanwhile, without registering for it (the
@@ -539,7 +554,10 @@ impl Driver {
 pub(crate) enum Offer {
     /// It is in the connection; the caller drives it (after yielding once if `defer`).
     Inline { defer: bool },
-    /// The connection is busy or not up: send it through the task's channel.
+    /// The connection is busy or not up: it is in the task's queue, and the task was woken.
+    Queued,
+    /// The driver is held right now (or the task is finishing): send it through the task's
+    /// channel.
     Declined(Command),
 }
 
@@ -606,8 +624,8 @@ impl Shared {
         }
     }
 
-    /// Puts `cmd` straight into an idle connection (see [`Driver::try_inline`]); gives it
-    /// back when the connection is busy, not up, or held by the task right now.
+    /// Puts `cmd` straight into an idle connection (see [`Driver::try_inline`]), or else into
+    /// the task's queue; gives it back when the driver is held right now.
     pub(crate) fn try_inline(&self, cmd: Command) -> Offer {
         match self.try_lock() {
             Some(mut d) => d.try_inline(cmd),

@@ -718,23 +718,44 @@ fn a_stalled_inline_request_times_out_through_the_task_timer() {
 }
 
 #[test]
-fn a_busy_connection_refuses_the_inline_path() {
+fn a_busy_connection_queues_for_the_task_and_a_held_one_declines() {
     let server = MemStream::new();
-    let r = InlineRig::new(&server);
+    let mut r = InlineRig::new(&server);
     let caller = Arc::new(Counting::default());
     let mut first = r.inline(get("a"), SECOND);
-    let (reply, _rx) = Reply::new(r.slots.try_acquire_arc().unwrap());
-    let cmd = Command {
-        request: get("b"),
-        reply,
-        deadline: None,
+    let command = |key: &str| {
+        let (reply, rx) = Reply::new(r.slots.try_acquire_arc().unwrap());
+        let cmd = Command {
+            request: get(key),
+            reply,
+            deadline: None,
+        };
+        (cmd, rx)
     };
-    assert!(
-        matches!(r.shared.try_inline(cmd), Offer::Declined(_)),
-        "a request is in flight"
-    );
+    // A request is in flight: the next goes to the task's queue, not the channel, and the
+    // task is woken to write it.
+    let (b, mut b_rx) = command("b");
+    let wakes = r.task_wakes.count();
+    assert!(matches!(r.shared.try_inline(b), Offer::Queued));
+    assert_eq!(r.task_wakes.count(), wakes + 1, "the task is woken");
+    // The driver held (by the task, or another caller): the caller is told to use the channel.
+    let (c, _c_rx) = command("c");
+    let held = r.shared.try_lock().unwrap();
+    assert!(matches!(r.shared.try_inline(c), Offer::Declined(_)));
+    drop(held);
+    // Whoever drives next writes the queue: here the inline caller, in the same write.
     assert!(r.drive(&caller, &mut first).is_none());
-    assert_eq!(server.take_written(), b"get a\r\n");
+    assert_eq!(server.take_written(), b"get a\r\nget b\r\n");
+    assert_eq!(server.writes(), 1);
+    assert!(r.poll_task().is_pending());
+    assert_eq!(server.take_written(), b"");
+    server.send(b"VALUE a 0 1\r\nA\r\nEND\r\nVALUE b 0 1\r\nB\r\nEND\r\n");
+    assert_eq!(value_of(r.drive(&caller, &mut first)), b"A");
+    let mut cx = Context::from_waker(Waker::noop());
+    match Pin::new(&mut b_rx).poll(&mut cx) {
+        Poll::Ready(Ok(got)) => assert_eq!(value_of(Some(got)), b"B"),
+        other => panic!("the queued request's reply: {other:?}"),
+    }
 }
 
 #[test]

@@ -206,13 +206,19 @@ fn one_connection_per_server_by_default_on_a_single_threaded_runtime_two_otherwi
     }
 }
 
+/// Two in-memory streams, handed out by `rt`'s next two connects.
+fn two_streams(rt: &ManualRuntime) -> [MemStream; 2] {
+    let streams = [MemStream::new(), MemStream::new()];
+    for s in &streams {
+        rt.on_connect(Connect::Open(s.clone()));
+    }
+    streams
+}
+
 #[test]
 fn requests_joined_through_a_pinned_handle_share_one_write_and_one_read() {
     let rt = ManualRuntime::new();
-    let servers = [MemStream::new(), MemStream::new()];
-    for s in &servers {
-        rt.on_connect(Connect::Open(s.clone()));
-    }
+    let servers = two_streams(&rt);
     let client = ready(
         Builder::new(Arc::new(rt.clone()))
             .server("mem:1")
@@ -245,15 +251,12 @@ fn requests_joined_through_a_pinned_handle_share_one_write_and_one_read() {
 
 #[test]
 fn a_reply_counted_after_its_server_was_ejected_does_not_re_admit_it() {
-    // The pool suite's `pool_kill_fail_fast` failed about once in fifteen runs: a caller
-    // whose reply was read just before its server died counted it after the failures that
-    // ejected the server, which re-admitted it; the next call of its keys then went to the
-    // dead connection instead of being refused.
+    // The pool suite's `pool_kill_fail_fast` failed now and then: a caller whose reply was
+    // read just before its server died counted it after the failures that ejected the
+    // server, which re-admitted it; the next call of its keys then went to the dead
+    // connection instead of being refused.
     let rt = ManualRuntime::new();
-    let servers = [MemStream::new(), MemStream::new()];
-    for s in &servers {
-        rt.on_connect(Connect::Open(s.clone()));
-    }
+    let servers = two_streams(&rt);
     let client = ready(
         Builder::new(Arc::new(rt.clone()))
             .servers(["mem:1", "mem:2"])

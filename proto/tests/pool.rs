@@ -671,10 +671,10 @@ fn fail_fast_ejects_after_the_limit_fails_only_that_server_s_keys_and_retries_la
 
 #[test]
 fn a_reply_to_a_request_sent_before_the_failure_neither_re_admits_nor_clears() {
-    // Seen in the pool suite (`pool_kill_fail_fast`, about one run in fifteen): a caller read
-    // its reply just before its server was killed and counted it on another thread after
-    // the failures that ejected the server; the server came back into the pool and the next
-    // call of its keys was sent to the dead connection instead of being refused.
+    // Seen in the pool suite (`pool_kill_fail_fast`, now and then): a caller read its reply
+    // just before its server was killed and counted it on another thread after the failures
+    // that ejected the server; the server came back into the pool and the next call of its
+    // keys was sent to the dead connection instead of being refused.
     for failover in [Failover::FailFast, Failover::Rehash] {
         let mut pool = pool(3, failover);
         let t0 = Instant::now();

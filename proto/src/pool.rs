@@ -516,25 +516,27 @@ impl Pool {
     /// Clears `server`'s failures and re-admits it if it was out. An unknown index is
     /// ignored.
     pub fn record_success(&mut self, server: usize) {
-        let was_out = self.health.retry_at(server).is_some();
-        if !was_out && self.health.failures(server) == 0 {
-            return;
-        }
-        self.health.record_success(server);
-        if was_out {
-            self.count_ejected();
-            tracing::info!(server = %self.health.servers()[server], "server re-admitted to the pool");
-        }
+        self.record_answer(server, |health| {
+            health.record_success(server);
+            true
+        });
     }
 
     /// [`Pool::record_success`] for a reply to a request sent at `sent`, unless it was sent
     /// before the server's last failure (see [`Ring::record_reply`]).
     pub fn record_reply(&mut self, server: usize, sent: Instant) {
+        self.record_answer(server, |health| health.record_reply(server, sent));
+    }
+
+    /// An answer from `server`, recorded in the ring by `record` (which says whether it
+    /// counted): nothing to do while the server has nothing on record; a server that was out
+    /// and is re-admitted is counted and logged.
+    fn record_answer(&mut self, server: usize, record: impl FnOnce(&mut Ring) -> bool) {
         let was_out = self.health.retry_at(server).is_some();
         if !was_out && self.health.failures(server) == 0 {
             return;
         }
-        if self.health.record_reply(server, sent) && was_out {
+        if record(&mut self.health) && was_out {
             self.count_ejected();
             tracing::info!(server = %self.health.servers()[server], "server re-admitted to the pool");
         }

@@ -371,7 +371,7 @@ impl Client {
             reply,
             deadline,
         };
-        let cmd = match conn.driver.try_inline(cmd) {
+        let cmd = match conn.driver.offer(cmd) {
             Offer::Inline { defer } => {
                 // A pinned handle's requests are meant to travel together: let the others
                 // queue first, so that one write carries them all.

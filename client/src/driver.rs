@@ -19,8 +19,8 @@
 //!
 //! The driver lives in a [`Shared`] lock that its task and callers both use. A caller that
 //! finds the connection idle (up, nothing queued, nothing in flight) does not hop to the task:
-//! it puts its request into the connection itself ([`Shared::try_inline`]), and while it waits
-//! it writes and reads with its own waker ([`Shared::drive_inline`]), so a lone request costs
+//! it puts its request into the connection itself ([`Shared::offer`]), and while it waits
+//! it writes and reads with its own waker ([`Driver::drive_inline`]), so a lone request costs
 //! one wake-up. The task keeps the channel and the timer: it is woken when the timer must
 //! cover the inline request's deadline, and an inline caller that leaves hands the stream's
 //! read interest back to it ([`Shared::settle`]). Under pipelined load callers put their
@@ -425,10 +425,11 @@ impl Driver {
     }
 
     /// Puts `cmd` into the connection if it is idle (up, nothing queued, nothing in flight,
-    /// nothing left to write) and the task has run; gives it back otherwise. `defer` when the
-    /// caller should let other callers run before it writes: the last read completed several
-    /// replies, so their callers are about to send too, and one write can carry all.
-    fn try_inline(&mut self, cmd: Command) -> Offer {
+    /// nothing left to write) and the task has run, else into the task's queue
+    /// ([`Driver::queue_for_task`]). `defer` when the caller should let other callers run
+    /// before it writes: the last read completed several replies, so their callers are about
+    /// to send too, and one write can carry all.
+    fn offer(&mut self, cmd: Command) -> Offer {
         let Link::Up(s) = &mut self.link else {
             return self.queue_for_task(cmd);
         };
@@ -624,11 +625,11 @@ impl Shared {
         }
     }
 
-    /// Puts `cmd` straight into an idle connection (see [`Driver::try_inline`]), or else into
+    /// Puts `cmd` straight into an idle connection (see [`Driver::offer`]), or else into
     /// the task's queue; gives it back when the driver is held right now.
-    pub(crate) fn try_inline(&self, cmd: Command) -> Offer {
+    pub(crate) fn offer(&self, cmd: Command) -> Offer {
         match self.try_lock() {
-            Some(mut d) => d.try_inline(cmd),
+            Some(mut d) => d.offer(cmd),
             None => Offer::Declined(cmd),
         }
     }

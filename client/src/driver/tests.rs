@@ -559,7 +559,7 @@ impl InlineRig {
             deadline,
         };
         assert!(
-            matches!(self.shared.try_inline(cmd), Offer::Inline { .. }),
+            matches!(self.shared.offer(cmd), Offer::Inline { .. }),
             "the connection was idle"
         );
         rx
@@ -736,12 +736,12 @@ fn a_busy_connection_queues_for_the_task_and_a_held_one_declines() {
     // task is woken to write it.
     let (b, mut b_rx) = command("b");
     let wakes = r.task_wakes.count();
-    assert!(matches!(r.shared.try_inline(b), Offer::Queued));
+    assert!(matches!(r.shared.offer(b), Offer::Queued));
     assert_eq!(r.task_wakes.count(), wakes + 1, "the task is woken");
     // The driver held (by the task, or another caller): the caller is told to use the channel.
     let (c, _c_rx) = command("c");
     let held = r.shared.try_lock().unwrap();
-    assert!(matches!(r.shared.try_inline(c), Offer::Declined(_)));
+    assert!(matches!(r.shared.offer(c), Offer::Declined(_)));
     drop(held);
     // Whoever drives next writes the queue: here the inline caller, in the same write.
     assert!(r.drive(&caller, &mut first).is_none());

@@ -115,6 +115,21 @@ impl Builder {
     pub fn proxy(mut self, proxy: ProxyKind) -> Self {
         self.proxy = Some(proxy);
         self.settings.connection.sync = proxy.sync_command();
+        self.settings.connection.single_get_as_meta &= proxy.carries_meta();
+        self
+    }
+
+    /// Whether a single-key `get` or `gets` goes out as the meta command `mg <key> v f`
+    /// (default: yes, unless the proxy set with [`Builder::proxy`] does not carry meta
+    /// commands, which this cannot override). The caller sees no difference: the same
+    /// [`Value`](mcache_proto::Value), or `None` on a miss. memcached answers pipelined meta
+    /// requests with one write for all, but a text `get` with a write of its own, so with
+    /// many callers on a connection this is several times the throughput
+    /// ([`ConnectionConfig::single_get_as_meta`](mcache_proto::ConnectionConfig::single_get_as_meta)).
+    /// Turn it off for a server that speaks only the text protocol (memcached before 1.6).
+    pub fn single_get_as_meta(mut self, on: bool) -> Self {
+        self.settings.connection.single_get_as_meta =
+            on && self.proxy.is_none_or(ProxyKind::carries_meta);
         self
     }
 

@@ -32,6 +32,7 @@ impl Default for Settings {
             connection: ConnectionConfig {
                 limits: Limits::default(),
                 read_timeout: Some(Duration::from_secs(5)),
+                single_get_as_meta: true,
                 ..ConnectionConfig::default()
             },
             connect_timeout: Duration::from_secs(1),

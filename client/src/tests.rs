@@ -37,7 +37,7 @@ fn callers_beyond_the_in_flight_bound_wait_for_room_within_their_deadline() {
         assert!(poll(c.as_mut()).is_pending());
     }
     rt.run_tasks();
-    assert_eq!(server.take_written(), b"get k0\r\nget k1\r\n");
+    assert_eq!(server.take_written(), b"mg k0 f v O0\r\nmg k1 f v O1\r\n");
     rt.advance(Duration::from_millis(999));
     rt.run_tasks();
     for c in &mut calls {
@@ -168,8 +168,8 @@ fn a_call_polled_again_after_its_result_says_so_and_sends_nothing() {
     let mut call = Box::pin(client.execute(request.unwrap()));
     assert!(poll(call.as_mut()).is_pending());
     rt.run_tasks();
-    assert_eq!(server.take_written(), b"get k\r\n");
-    server.send(b"END\r\n");
+    assert_eq!(server.take_written(), b"mg k f v O0\r\n");
+    server.send(b"EN O0\r\n");
     rt.run_tasks();
     assert!(matches!(poll(call.as_mut()), Poll::Ready(Ok(_))));
     let again = poll(call.as_mut());
@@ -236,10 +236,13 @@ fn requests_joined_through_a_pinned_handle_share_one_write_and_one_read() {
         Some(i) => (i, 1 - i),
         None => panic!("nothing written"),
     };
-    assert_eq!(written[used], b"get a\r\nget b\r\n", "one connection");
+    assert_eq!(
+        written[used], b"mg a f v O0\r\nmg b f v O1\r\n",
+        "one connection"
+    );
     assert!(written[other].is_empty());
     assert_eq!(servers[used].writes(), 1, "one write");
-    servers[used].send(b"VALUE a 0 1\r\nA\r\nEND\r\nVALUE b 0 1\r\nB\r\nEND\r\n");
+    servers[used].send(b"VA 1 f0 O0\r\nA\r\nVA 1 f0 O1\r\nB\r\n");
     match poll(both.as_mut()) {
         Poll::Ready(v) => {
             let v: Vec<_> = v.into_iter().map(|r| r.unwrap().unwrap().data).collect();
@@ -280,9 +283,9 @@ fn a_reply_counted_after_its_server_was_ejected_does_not_re_admit_it() {
     rt.run_tasks();
     assert_eq!(
         servers[1].take_written(),
-        format!("get {key}\r\n").as_bytes()
+        format!("mg {key} f v O0\r\n").as_bytes()
     );
-    servers[1].send(b"END\r\n");
+    servers[1].send(b"EN O0\r\n");
     // Other callers see the server fail meanwhile, and it is ejected.
     rt.advance(Duration::from_millis(1));
     for _ in 0..2 {
@@ -300,4 +303,58 @@ fn a_reply_counted_after_its_server_was_ejected_does_not_re_admit_it() {
         other => panic!("a key of an ejected server: {other:?}"),
     }
     assert!(servers[1].take_written().is_empty(), "nothing sent to it");
+}
+
+#[test]
+fn a_single_key_get_goes_out_as_mg_unless_turned_off_or_through_twemproxy() {
+    use mcache_proto::ProxyKind;
+    /// A name, the builder's setup, what goes out, the reply.
+    type Case = (
+        &'static str,
+        fn(Builder) -> Builder,
+        &'static [u8],
+        &'static [u8],
+    );
+    let cases: [Case; 4] = [
+        ("default", |b| b, b"mg k f v O0\r\n", b"VA 1 f3 O0\r\nv\r\n"),
+        (
+            "off",
+            |b| b.single_get_as_meta(false),
+            b"get k\r\n",
+            b"VALUE k 3 1\r\nv\r\nEND\r\n",
+        ),
+        (
+            "twemproxy",
+            |b| b.proxy(ProxyKind::Twemproxy),
+            b"get k\r\n",
+            b"VALUE k 3 1\r\nv\r\nEND\r\n",
+        ),
+        (
+            "twemproxy, then asked for",
+            |b| b.proxy(ProxyKind::Twemproxy).single_get_as_meta(true),
+            b"get k\r\n",
+            b"VALUE k 3 1\r\nv\r\nEND\r\n",
+        ),
+    ];
+    for (name, configure, wire, reply) in cases {
+        let rt = ManualRuntime::new();
+        let (client, server) = client_on(&rt, configure);
+        rt.run_tasks();
+        let mut get = Box::pin(client.get("k"));
+        assert!(poll(get.as_mut()).is_pending());
+        rt.run_tasks();
+        assert_eq!(server.take_written(), wire, "{name}");
+        server.send(reply);
+        rt.run_tasks();
+        match poll(get.as_mut()) {
+            Poll::Ready(Ok(Some(v))) => {
+                assert_eq!(
+                    (v.key.wire(), v.flags, &v.data[..]),
+                    (&b"k"[..], 3, &b"v"[..]),
+                    "{name}"
+                )
+            }
+            other => panic!("{name}: {other:?}"),
+        }
+    }
 }

@@ -21,11 +21,13 @@
 //!   accepted, and the adapter must open a new connection.
 
 use crate::error::{DecodeError, Error, PoisonReason, Snippet};
-use crate::meta::flags::Opaque;
+use crate::meta::flags::{MetaGetFlags, Opaque};
+use crate::meta::request::MetaGet;
 use crate::request::Request;
 use crate::response::{
-    ErrorKind, Expect, MetaResponse, MetaStatus, Peek, Response, ResponseDecoder,
+    ErrorKind, Expect, MetaResponse, MetaStatus, Peek, Response, ResponseDecoder, Value,
 };
+use crate::text::request::RetrieveCommand;
 use crate::wire::Limits;
 use bytes::{BufMut, Bytes, BytesMut};
 use std::collections::VecDeque;
@@ -73,6 +75,19 @@ pub struct ConnectionConfig {
     pub read_timeout: Option<Duration>,
     /// How batches ending in silent requests are closed.
     pub sync: SyncCommand,
+    /// Sends a single-key `get` or `gets` as `mg <key> v f` (`c` for `gets`; memcached
+    /// 1.6+) and answers it exactly as the `get` would be answered: `Response::Values` with
+    /// the one value (its key, flags, data and, for `gets`, cas), or none on a miss. Off by
+    /// default: the bytes are then the request's own. Multi-key retrievals, `gat` and
+    /// `gats` are sent as they are.
+    ///
+    /// Why: memcached (1.6.18 and later, checked with `strace`) writes the reply of every
+    /// text `get` with a `sendmsg` of its own, even when the next requests are already read,
+    /// while it answers pipelined meta requests (and `set`, `delete`, `incr`, `touch`) with one
+    /// `sendmsg` for all. With many callers on a connection that is a system call and a
+    /// wake-up per get on the server, and one read per few replies on the client. Leave it
+    /// off through a proxy that does not carry meta commands (twemproxy).
+    pub single_get_as_meta: bool,
 }
 
 #[derive(Debug)]
@@ -88,6 +103,9 @@ struct Pending {
     opaque: Option<Opaque>,
     user_opaque: Option<Opaque>,
     abandoned: bool,
+    /// A `get`/`gets` sent as `mg` ([`ConnectionConfig::single_get_as_meta`]): its meta reply
+    /// is handed out as `Response::Values`.
+    get_as_meta: bool,
 }
 
 impl Pending {
@@ -234,6 +252,7 @@ impl Connection {
             State::Poisoned(r) => return Err(Error::Poisoned(r.clone())),
         }
         request.check(&self.config.limits)?;
+        let get_as_meta = self.config.single_get_as_meta && get_as_meta(&mut request);
         let id = self.next_id;
         // Every meta request carries the connection's opaque, checked in its reply.
         let opaque = Opaque::from_u32(id as u32);
@@ -290,6 +309,7 @@ impl Connection {
             opaque: is_meta.then_some(opaque),
             user_opaque,
             abandoned: false,
+            get_as_meta,
         });
         Ok(RequestId(id))
     }
@@ -360,6 +380,7 @@ impl Connection {
                 opaque: None,
                 user_opaque: None,
                 abandoned: false,
+                get_as_meta: false,
             });
             self.next_id += 1;
         }
@@ -541,6 +562,7 @@ impl Connection {
                     ErrorKind::Server => Error::Server(message),
                 })
             }
+            Response::Meta(m) if p.get_as_meta => meta_as_values(m, p.expect),
             Response::Meta(mut m) => {
                 m.flags.opaque = p.user_opaque;
                 Ok(Response::Meta(m))
@@ -633,5 +655,53 @@ impl Connection {
         self.decoder.reset();
         self.needs_sync = false;
         self.due = None;
+    }
+}
+
+/// Rewrites a single-key `get`/`gets` as `mg <key> v f [c]` ([`ConnectionConfig::single_get_as_meta`]);
+/// whether it did. The key is a text key (the request was checked).
+fn get_as_meta(request: &mut Request) -> bool {
+    let Request::Retrieve(r) = request else {
+        return false;
+    };
+    let cas = match r.command {
+        RetrieveCommand::Get => false,
+        RetrieveCommand::Gets => true,
+        RetrieveCommand::Gat(_) | RetrieveCommand::Gats(_) => return false,
+    };
+    if r.keys.len() != 1 {
+        return false;
+    }
+    let Some(key) = r.keys.pop() else {
+        return false;
+    };
+    let flags = MetaGetFlags {
+        value: true,
+        client_flags: true,
+        cas,
+        ..MetaGetFlags::default()
+    };
+    *request = Request::MetaGet(MetaGet { key, flags });
+    true
+}
+
+/// The reply of a `get` sent as `mg`, as the `get` would have had it: `VA` is the one value
+/// (its key taken from the request's expectation), `EN` none. Any other status cannot answer
+/// `mg <key> v` and is an error for this request alone (the reply itself was well framed).
+fn meta_as_values(m: MetaResponse, expect: Option<Expect>) -> Result<Response, Error> {
+    match (m.status, m.value, expect) {
+        (MetaStatus::En, _, _) => Ok(Response::Values(Vec::new())),
+        (MetaStatus::Va, Some(data), Some(Expect::Meta { key, .. })) => {
+            Ok(Response::Values(vec![Value {
+                key,
+                flags: m.flags.client_flags.unwrap_or(0),
+                cas: m.flags.cas,
+                data,
+            }]))
+        }
+        (status, ..) => Err(Error::UnexpectedResponse {
+            command: "get",
+            response: format!("{status:?} to mg <key> v"),
+        }),
     }
 }

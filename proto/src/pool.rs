@@ -77,6 +77,15 @@ impl ProxyKind {
         }
     }
 
+    /// Whether the proxy carries meta commands (`mg`, `ms`, …): a connection through it
+    /// sends single-key `get`s as they are
+    /// ([`ConnectionConfig::single_get_as_meta`](crate::ConnectionConfig::single_get_as_meta)).
+    pub fn carries_meta(self) -> bool {
+        match self {
+            ProxyKind::Twemproxy => false,
+        }
+    }
+
     /// Whether the proxy carries `request` (and answers it as memcached would).
     pub fn carries(self, request: &Request) -> bool {
         self.refusal(request).is_none()

@@ -504,6 +504,55 @@ fn get_gets_gat_gats() {
 }
 
 #[test]
+fn single_key_gets_sent_as_mg_answer_as_the_text_gets_do() {
+    let mc = start();
+    let mut text = Client::connect(&mc);
+    let mut meta = Client::with_config(
+        &mc,
+        ConnectionConfig {
+            single_get_as_meta: true,
+            ..ConnectionConfig::default()
+        },
+    );
+    assert_eq!(
+        text.ok(store(StoreCommand::Set, "foo", 5, 0, "bar")),
+        Response::Stored
+    );
+    assert_eq!(text.ok(set("empty", "")), Response::Stored);
+    assert_eq!(text.ok(set("big", vec![b'x'; 100_000])), Response::Stored);
+    // Pipelined, hits and misses mixed, as text and as meta: the same replies.
+    let requests = || {
+        vec![
+            get(&["foo"]),
+            get(&["missing"]),
+            gets(&["foo"]),
+            get(&["empty"]),
+            get(&["big"]),
+            gets(&["missing"]),
+            get(&["foo", "missing", "big"]),
+        ]
+    };
+    let want = text.batch(requests());
+    let got = meta.batch(requests());
+    assert_eq!(got, want);
+    assert_eq!(
+        values_of(got[0].clone().unwrap()),
+        vec![value("foo", 5, None, b"bar")]
+    );
+    assert!(values_of(got[2].clone().unwrap())[0].cas.is_some());
+    // What went out: `mg` for the single-key ones only.
+    let meta_conn = |c: &mut Client| {
+        c.send(get(&["foo"]));
+        c.send(get(&["foo", "empty"]));
+        let out = c.take_out();
+        (&c.sock).write_all(&out).expect("write");
+        c.collect();
+        out
+    };
+    assert_eq!(meta_conn(&mut meta), b"mg foo f v O7\r\nget foo empty\r\n");
+}
+
+#[test]
 fn storage_commands() {
     let mc = start();
     let mut c = Client::connect(&mc);

@@ -94,6 +94,16 @@ impl Builder {
         self.with(|b| {
             b.placement.proxy = Some(proxy);
             b.settings.connection.sync = proxy.sync_command();
+            b.settings.connection.single_get_as_meta &= proxy.carries_meta();
+        })
+    }
+
+    /// Whether a single-key `get` or `gets` goes out as `mg <key> v f`
+    /// ([`crate::Builder::single_get_as_meta`]; default: yes, unless through twemproxy).
+    pub fn single_get_as_meta(self, on: bool) -> Self {
+        self.with(|b| {
+            b.settings.connection.single_get_as_meta =
+                on && b.placement.proxy.is_none_or(ProxyKind::carries_meta);
         })
     }
 

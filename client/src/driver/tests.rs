@@ -23,6 +23,8 @@ struct Rig {
 
 fn settings() -> Settings {
     let mut s = Settings::default();
+    // These tests script the text protocol's `get`; the `mg` form has tests of its own.
+    s.connection.single_get_as_meta = false;
     s.connection.read_timeout = Some(5 * SECOND);
     s.backoff_min = Duration::from_millis(100);
     s.backoff_max = Duration::from_secs(10);

@@ -87,7 +87,7 @@ fn every_event(rt: &ManualRuntime, client: &Client, server: &MemStream) {
     rt.on_connect(Connect::Open(again.clone()));
     rt.advance(Duration::from_millis(100));
     rt.run_tasks();
-    let v = answered(rt, &again, client.get("k"), b"VALUE k 0 1\r\nv\r\nEND\r\n").unwrap();
+    let v = answered(rt, &again, client.get("k"), b"VA 1 f0 O0\r\nv\r\n").unwrap();
     assert_eq!(v.unwrap().data, "v");
 }
 

@@ -195,8 +195,8 @@ fn build_is_fail_open_unless_reachability_is_required() {
     let mut get = std::pin::pin!(client.get("k"));
     assert!(poll(get.as_mut()).is_pending());
     rt.run_tasks();
-    assert_eq!(server.take_written(), b"get k\r\n");
-    server.send(b"END\r\n");
+    assert_eq!(server.take_written(), b"mg k f v O0\r\n");
+    server.send(b"EN O0\r\n");
     rt.run_tasks();
     assert!(matches!(poll(get.as_mut()), Poll::Ready(Ok(None))));
     assert!(rt.attempts().len() >= 3, "build, then background retries");

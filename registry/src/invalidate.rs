@@ -66,14 +66,29 @@ impl<C: Backend> Cache<C> {
     ) -> Result<Stamp, Error> {
         let fn_key = key::function_generation_key(&self.inner.namespace, function);
         let ns_key = &self.inner.namespace_generation;
-        let values = self
-            .op(
-                "get",
-                self.request_on(via, |c| c.get_multi([ns_key.clone(), fn_key.clone()])),
-            )
-            .await?;
-        let mut values = values.into_iter();
-        let (ns, f) = (values.next().flatten(), values.next().flatten());
+        let (ns, f) = match via {
+            // Pinned beside the value's `mg`: two single-key gets, which go out as `mg` too
+            // (`Builder::single_get_as_meta`), so that memcached answers all three with one
+            // write; a text `get` of both would be written on its own.
+            Some(c) => {
+                let (ns, f) = join2(
+                    self.op("get", c.get(ns_key.clone())),
+                    self.op("get", c.get(fn_key.clone())),
+                )
+                .await;
+                (ns?, f?)
+            }
+            None => {
+                let values = self
+                    .op(
+                        "get",
+                        self.request_on(None, |c| c.get_multi([ns_key.clone(), fn_key.clone()])),
+                    )
+                    .await?;
+                let mut values = values.into_iter();
+                (values.next().flatten(), values.next().flatten())
+            }
+        };
         let parse = |v: Option<mcache_proto::Value>| match v {
             None => Ok(None),
             Some(v) => parse_number(&v.data)

@@ -203,6 +203,31 @@ impl Expect {
                 cas: r.command.with_cas(),
                 keys: r.keys,
             }),
+            // A key made from a `Vec` would allocate to be cloned (`Bytes` promotes it).
+            Request::MetaGet(m) => Some(Expect::Meta {
+                command: "mg",
+                key: m.key,
+                opaque: m.flags.opaque,
+                value: true,
+            }),
+            Request::MetaSet(m) => Some(Expect::Meta {
+                command: "ms",
+                key: m.key,
+                opaque: m.flags.opaque,
+                value: false,
+            }),
+            Request::MetaDelete(m) => Some(Expect::Meta {
+                command: "md",
+                key: m.key,
+                opaque: m.flags.opaque,
+                value: false,
+            }),
+            Request::MetaArithmetic(m) => Some(Expect::Meta {
+                command: "ma",
+                key: m.key,
+                opaque: m.flags.opaque,
+                value: true,
+            }),
             other => Expect::of(&other),
         }
     }

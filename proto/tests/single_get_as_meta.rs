@@ -175,3 +175,19 @@ fn after_a_noreply_set_the_get_s_reply_shows_the_set_succeeded() {
         ]
     );
 }
+
+#[test]
+fn taking_a_meta_request_s_expectation_moves_its_key_and_expects_what_of_does() {
+    use mcache_proto::meta::request::MetaGet;
+    use mcache_proto::{Expect, MetaGetFlags};
+    // A key built from a `Vec`: cloning it would allocate, so `take` moves it.
+    let key = Key::new(String::from("foo")).unwrap();
+    let request = Request::MetaGet(MetaGet {
+        key,
+        flags: MetaGetFlags {
+            value: true,
+            ..MetaGetFlags::default()
+        },
+    });
+    assert_eq!(Expect::take(request.clone()), Expect::of(&request));
+}

@@ -1,7 +1,8 @@
 //! The `Connection` state machine under an arbitrary sequence of operations.
 //!
 //! Input: `<config> <op>*`. `config` bit 0: a read timeout of 1 s; bit 1: `version` instead of
-//! `mn` to close quiet batches. Each op is an opcode byte (mod 10) and its operands:
+//! `mn` to close quiet batches; bit 2: single-key `get`s sent as `mg`
+//! (`ConnectionConfig::single_get_as_meta`). Each op is an opcode byte (mod 10) and its operands:
 //!
 //! | op | operands | does |
 //! |----|----------|------|
@@ -302,6 +303,7 @@ fuzz_target!(|data: &[u8]| {
         } else {
             SyncCommand::MetaNoop
         },
+        single_get_as_meta: config & 4 != 0,
     });
     let mut model = Model {
         sent: BTreeMap::new(),

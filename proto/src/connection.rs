@@ -103,9 +103,10 @@ struct Pending {
     opaque: Option<Opaque>,
     user_opaque: Option<Opaque>,
     abandoned: bool,
-    /// A `get`/`gets` sent as `mg` ([`ConnectionConfig::single_get_as_meta`]): its meta reply
-    /// is handed out as `Response::Values`.
-    get_as_meta: bool,
+    /// A `get` (`Some(false)`) or `gets` (`Some(true)`) sent as `mg`
+    /// ([`ConnectionConfig::single_get_as_meta`]): its meta reply is handed out as
+    /// `Response::Values`.
+    get_as_meta: Option<bool>,
 }
 
 impl Pending {
@@ -252,7 +253,11 @@ impl Connection {
             State::Poisoned(r) => return Err(Error::Poisoned(r.clone())),
         }
         request.check(&self.config.limits)?;
-        let get_as_meta = self.config.single_get_as_meta && get_as_meta(&mut request);
+        let get_as_meta = if self.config.single_get_as_meta {
+            get_as_meta(&mut request)
+        } else {
+            None
+        };
         let id = self.next_id;
         // Every meta request carries the connection's opaque, checked in its reply.
         let opaque = Opaque::from_u32(id as u32);
@@ -380,7 +385,7 @@ impl Connection {
                 opaque: None,
                 user_opaque: None,
                 abandoned: false,
-                get_as_meta: false,
+                get_as_meta: None,
             });
             self.next_id += 1;
         }
@@ -562,7 +567,9 @@ impl Connection {
                     ErrorKind::Server => Error::Server(message),
                 })
             }
-            Response::Meta(m) if p.get_as_meta => meta_as_values(m, p.expect),
+            Response::Meta(m) if p.get_as_meta.is_some() => {
+                meta_as_values(m, p.expect, p.get_as_meta == Some(true))
+            }
             Response::Meta(mut m) => {
                 m.flags.opaque = p.user_opaque;
                 Ok(Response::Meta(m))
@@ -659,22 +666,20 @@ impl Connection {
 }
 
 /// Rewrites a single-key `get`/`gets` as `mg <key> v f [c]` ([`ConnectionConfig::single_get_as_meta`]);
-/// whether it did. The key is a text key (the request was checked).
-fn get_as_meta(request: &mut Request) -> bool {
+/// `Some(with_cas)` if it did. The key is a text key (the request was checked).
+fn get_as_meta(request: &mut Request) -> Option<bool> {
     let Request::Retrieve(r) = request else {
-        return false;
+        return None;
     };
     let cas = match r.command {
         RetrieveCommand::Get => false,
         RetrieveCommand::Gets => true,
-        RetrieveCommand::Gat(_) | RetrieveCommand::Gats(_) => return false,
+        RetrieveCommand::Gat(_) | RetrieveCommand::Gats(_) => return None,
     };
     if r.keys.len() != 1 {
-        return false;
+        return None;
     }
-    let Some(key) = r.keys.pop() else {
-        return false;
-    };
+    let key = r.keys.pop()?;
     let flags = MetaGetFlags {
         value: true,
         client_flags: true,
@@ -682,26 +687,34 @@ fn get_as_meta(request: &mut Request) -> bool {
         ..MetaGetFlags::default()
     };
     *request = Request::MetaGet(MetaGet { key, flags });
-    true
+    Some(cas)
 }
 
 /// The reply of a `get` sent as `mg`, as the `get` would have had it: `VA` is the one value
-/// (its key taken from the request's expectation), `EN` none. Any other status cannot answer
-/// `mg <key> v` and is an error for this request alone (the reply itself was well framed).
-fn meta_as_values(m: MetaResponse, expect: Option<Expect>) -> Result<Response, Error> {
+/// (its key taken from the request's expectation; a cas only for `gets`, which must have one),
+/// `EN` none. Any other status, or a `gets` value without its cas, cannot answer the request
+/// and is an error for this request alone (the reply itself was well framed).
+fn meta_as_values(
+    m: MetaResponse,
+    expect: Option<Expect>,
+    with_cas: bool,
+) -> Result<Response, Error> {
+    let command = if with_cas { "gets" } else { "get" };
     match (m.status, m.value, expect) {
         (MetaStatus::En, _, _) => Ok(Response::Values(Vec::new())),
-        (MetaStatus::Va, Some(data), Some(Expect::Meta { key, .. })) => {
+        (MetaStatus::Va, Some(data), Some(Expect::Meta { key, .. }))
+            if !with_cas || m.flags.cas.is_some() =>
+        {
             Ok(Response::Values(vec![Value {
                 key,
                 flags: m.flags.client_flags.unwrap_or(0),
-                cas: m.flags.cas,
+                cas: m.flags.cas.filter(|_| with_cas),
                 data,
             }]))
         }
         (status, ..) => Err(Error::UnexpectedResponse {
-            command: "get",
-            response: format!("{status:?} to mg <key> v"),
+            command,
+            response: format!("{status:?} to mg <key> v (a cas asked for: {with_cas})"),
         }),
     }
 }

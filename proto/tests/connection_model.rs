@@ -370,8 +370,32 @@ fn implied(req: &Request) -> Response {
 }
 
 /// The request as the connection puts it on the wire: its own opaque on meta requests.
-fn on_wire(req: &Request, id: RequestId) -> Request {
+/// A single-key `get` (`Some(false)`) or `gets` (`Some(true)`), which a connection with
+/// `single_get_as_meta` sends as `mg <key> f v [c]`.
+fn meta_get_of(req: &Request) -> Option<bool> {
+    match req {
+        Request::Retrieve(r) if r.keys.len() == 1 => match r.command {
+            RetrieveCommand::Get => Some(false),
+            RetrieveCommand::Gets => Some(true),
+            _ => None,
+        },
+        _ => None,
+    }
+}
+
+fn on_wire(req: &Request, id: RequestId, meta_get: bool) -> Request {
     let mut r = req.clone();
+    if let (true, Some(cas), Request::Retrieve(get)) = (meta_get, meta_get_of(req), req) {
+        r = Request::MetaGet(MetaGet {
+            key: get.keys[0].clone(),
+            flags: MetaGetFlags {
+                value: true,
+                client_flags: true,
+                cas,
+                ..MetaGetFlags::default()
+            },
+        });
+    }
     let o = Some(Opaque::from_u32(id.get() as u32));
     match &mut r {
         Request::MetaGet(m) => m.flags.opaque = o,
@@ -728,10 +752,11 @@ struct Harness {
 }
 
 impl Harness {
-    fn new(sync: SyncCommand) -> Self {
+    fn new(sync: SyncCommand, single_get_as_meta: bool) -> Self {
         Harness {
             conn: Connection::new(ConnectionConfig {
                 sync,
+                single_get_as_meta,
                 ..ConnectionConfig::default()
             }),
             model: Model::default(),
@@ -774,7 +799,9 @@ impl Harness {
                 break;
             };
             let user = match self.unseen.front() {
-                Some((id, r)) if on_wire(r, *id) == req => self.unseen.pop_front(),
+                Some((id, r)) if on_wire(r, *id, self.conn.config().single_get_as_meta) == req => {
+                    self.unseen.pop_front()
+                }
                 _ => None,
             };
             let sync = matches!(req, Request::MetaNoop | Request::Version);
@@ -787,9 +814,26 @@ impl Harness {
                 let seen = if out.hidden {
                     implied(&user_req)
                 } else {
-                    match out.reply {
+                    let as_get =
+                        meta_get_of(&user_req).filter(|_| self.conn.config().single_get_as_meta);
+                    match (out.reply, as_get) {
+                        // A get sent as `mg`: its reply as the get's.
+                        (Response::Meta(m), Some(cas)) => Response::Values(
+                            m.value
+                                .map(|data| Value {
+                                    key: match &user_req {
+                                        Request::Retrieve(r) => r.keys[0].clone(),
+                                        _ => unreachable!("a get"),
+                                    },
+                                    flags: m.flags.client_flags.unwrap_or(0),
+                                    cas: m.flags.cas.filter(|_| cas),
+                                    data,
+                                })
+                                .into_iter()
+                                .collect(),
+                        ),
                         // The caller's own opaque comes back, not the connection's.
-                        Response::Meta(mut m) => {
+                        (Response::Meta(mut m), None) => {
                             m.flags.opaque = match &user_req {
                                 Request::MetaGet(r) => r.flags.opaque,
                                 Request::MetaSet(r) => r.flags.opaque,
@@ -799,7 +843,7 @@ impl Harness {
                             };
                             Response::Meta(m)
                         }
-                        other => other,
+                        (other, _) => other,
                     }
                 };
                 self.expected.insert(id, seen);
@@ -942,9 +986,11 @@ proptest! {
         ops in vec(op(), 1..60),
         quit in prop::bool::weighted(0.1),
         version_sync in prop::bool::weighted(0.2),
+        meta_get in any::<bool>(),
         read_chunk in 1usize..200,
     ) {
-        let mut h = Harness::new(if version_sync { SyncCommand::Version } else { SyncCommand::MetaNoop });
+        let sync = if version_sync { SyncCommand::Version } else { SyncCommand::MetaNoop };
+        let mut h = Harness::new(sync, meta_get);
         for op in ops {
             h.run(op);
         }

@@ -191,3 +191,23 @@ fn taking_a_meta_request_s_expectation_moves_its_key_and_expects_what_of_does() 
     });
     assert_eq!(Expect::take(request.clone()), Expect::of(&request));
 }
+
+#[test]
+fn a_gets_value_without_its_cas_is_an_error_and_a_get_never_reports_one() {
+    let mut conn = meta_conn();
+    let gets = conn
+        .send(retrieve(RetrieveCommand::Gets, &["foo"]))
+        .unwrap();
+    let get = conn.send(get("foo")).unwrap();
+    flush(&mut conn);
+    let got = replies(&mut conn, b"VA 1 f0 O0\r\nx\r\nVA 1 f0 c5 O1\r\nx\r\n");
+    assert!(
+        matches!(&got[0], (id, Err(Error::UnexpectedResponse { command: "gets", .. })) if *id == gets),
+        "{got:?}"
+    );
+    assert_eq!(
+        got[1],
+        (get, Ok(Response::Values(vec![value("foo", 0, None, b"x")])))
+    );
+    assert!(conn.poisoned().is_none());
+}

@@ -119,7 +119,7 @@ impl Builder {
         self
     }
 
-    /// Whether a single-key `get` or `gets` goes out as the meta command `mg <key> v f`
+    /// Whether a single-key `get` or `gets` goes out as the meta command `mg <key> f v`
     /// (default: yes, unless the proxy set with [`Builder::proxy`] does not carry meta
     /// commands, which this cannot override). The caller sees no difference: the same
     /// [`Value`](mcache_proto::Value), or `None` on a miss. memcached answers pipelined meta

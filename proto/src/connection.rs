@@ -75,16 +75,16 @@ pub struct ConnectionConfig {
     pub read_timeout: Option<Duration>,
     /// How batches ending in silent requests are closed.
     pub sync: SyncCommand,
-    /// Sends a single-key `get` or `gets` as `mg <key> v f` (`c` for `gets`; memcached
+    /// Sends a single-key `get` or `gets` as `mg <key> f v` (`c` for `gets`; memcached
     /// 1.6+) and answers it exactly as the `get` would be answered: `Response::Values` with
     /// the one value (its key, flags, data and, for `gets`, cas), or none on a miss. Off by
     /// default: the bytes are then the request's own. Multi-key retrievals, `gat` and
     /// `gats` are sent as they are.
     ///
-    /// Why: memcached (1.6.18 and later, checked with `strace`) writes the reply of every
-    /// text `get` with a `sendmsg` of its own, even when the next requests are already read,
-    /// while it answers pipelined meta requests (and `set`, `delete`, `incr`, `touch`) with one
-    /// `sendmsg` for all. With many callers on a connection that is a system call and a
+    /// Why: memcached (1.6.18, checked with `strace`; the benches' `server_cost` measures it)
+    /// writes the reply of every text `get` with a `sendmsg` of its own, even when the next
+    /// requests are already read, while it answers pipelined meta requests (and `set`,
+    /// `delete`, `incr`, `touch`) with a few `sendmsg`s for all. With many callers on a connection that is a system call and a
     /// wake-up per get on the server, and one read per few replies on the client. Leave it
     /// off through a proxy that does not carry meta commands (twemproxy).
     pub single_get_as_meta: bool,
@@ -665,7 +665,7 @@ impl Connection {
     }
 }
 
-/// Rewrites a single-key `get`/`gets` as `mg <key> v f [c]` ([`ConnectionConfig::single_get_as_meta`]);
+/// Rewrites a single-key `get`/`gets` as `mg <key> f v [c]` ([`ConnectionConfig::single_get_as_meta`]);
 /// `Some(with_cas)` if it did. The key is a text key (the request was checked).
 fn get_as_meta(request: &mut Request) -> Option<bool> {
     let Request::Retrieve(r) = request else {

@@ -98,7 +98,7 @@ impl Builder {
         })
     }
 
-    /// Whether a single-key `get` or `gets` goes out as `mg <key> v f`
+    /// Whether a single-key `get` or `gets` goes out as `mg <key> f v`
     /// ([`crate::Builder::single_get_as_meta`]; default: yes, unless through twemproxy).
     pub fn single_get_as_meta(self, on: bool) -> Self {
         self.with(|b| {

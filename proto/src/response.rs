@@ -9,6 +9,7 @@
 use crate::error::{DecodeError, Snippet};
 use crate::key::Key;
 use crate::meta::flags::{MetaReturnFlags, Opaque};
+use crate::meta::request::{MetaArithmetic, MetaDelete, MetaGet, MetaSet};
 use crate::request::{take_block, Request};
 use crate::wire::{find_line, parse_len, parse_u32, parse_u64, put_u64, Limits, Tokens};
 use bytes::{Buf, BufMut, Bytes, BytesMut};
@@ -203,32 +204,17 @@ impl Expect {
                 cas: r.command.with_cas(),
                 keys: r.keys,
             }),
-            // A key made from a `Vec` would allocate to be cloned (`Bytes` promotes it).
-            Request::MetaGet(m) => Some(Expect::Meta {
-                command: "mg",
-                key: m.key,
-                opaque: m.flags.opaque,
-                value: true,
-            }),
-            Request::MetaSet(m) => Some(Expect::Meta {
-                command: "ms",
-                key: m.key,
-                opaque: m.flags.opaque,
-                value: false,
-            }),
-            Request::MetaDelete(m) => Some(Expect::Meta {
-                command: "md",
-                key: m.key,
-                opaque: m.flags.opaque,
-                value: false,
-            }),
-            Request::MetaArithmetic(m) => Some(Expect::Meta {
-                command: "ma",
-                key: m.key,
-                opaque: m.flags.opaque,
-                value: true,
-            }),
-            other => Expect::of(&other),
+            mut other => match &mut other {
+                // A key made from a `Vec` would allocate to be cloned (`Bytes` promotes it).
+                Request::MetaGet(MetaGet { key, .. })
+                | Request::MetaSet(MetaSet { key, .. })
+                | Request::MetaDelete(MetaDelete { key, .. })
+                | Request::MetaArithmetic(MetaArithmetic { key, .. }) => {
+                    let key = std::mem::replace(key, Key::placeholder());
+                    Expect::meta(&other, key)
+                }
+                _ => Expect::of(&other),
+            },
         }
     }
 
@@ -241,17 +227,13 @@ impl Expect {
                 cas: r.command.with_cas(),
             },
             Request::Quit => return None,
-            r if r.is_silent()
-                && !matches!(
-                    r,
-                    Request::MetaGet(_)
-                        | Request::MetaSet(_)
-                        | Request::MetaDelete(_)
-                        | Request::MetaArithmetic(_)
-                ) =>
-            {
-                return None
+            Request::MetaGet(MetaGet { key, .. })
+            | Request::MetaSet(MetaSet { key, .. })
+            | Request::MetaDelete(MetaDelete { key, .. })
+            | Request::MetaArithmetic(MetaArithmetic { key, .. }) => {
+                return Expect::meta(request, key.clone())
             }
+            r if r.is_silent() => return None,
             Request::Store(_) => Expect::Storage,
             Request::Delete { .. } => Expect::Delete,
             Request::Incr { .. } | Request::Decr { .. } => Expect::Arithmetic,
@@ -259,32 +241,27 @@ impl Expect {
             Request::FlushAll { .. } | Request::Verbosity { .. } => Expect::Ok,
             Request::Version => Expect::Version,
             Request::Stats { .. } => Expect::Stats,
-            Request::MetaGet(m) => Expect::Meta {
-                command: "mg",
-                key: m.key.clone(),
-                opaque: m.flags.opaque,
-                value: true,
-            },
-            Request::MetaSet(m) => Expect::Meta {
-                command: "ms",
-                key: m.key.clone(),
-                opaque: m.flags.opaque,
-                value: false,
-            },
-            Request::MetaDelete(m) => Expect::Meta {
-                command: "md",
-                key: m.key.clone(),
-                opaque: m.flags.opaque,
-                value: false,
-            },
-            Request::MetaArithmetic(m) => Expect::Meta {
-                command: "ma",
-                key: m.key.clone(),
-                opaque: m.flags.opaque,
-                value: true,
-            },
             Request::MetaNoop => Expect::MetaNoop,
             Request::MetaDebug { .. } => Expect::MetaDebug,
+        })
+    }
+
+    /// A meta request's expectation, naming `key` (the request's own, moved or cloned by the
+    /// caller); `None` for any other request. Quiet ones have one too: they answer on a miss
+    /// or an error.
+    fn meta(request: &Request, key: Key) -> Option<Expect> {
+        let (opaque, value) = match request {
+            Request::MetaGet(m) => (m.flags.opaque, true),
+            Request::MetaSet(m) => (m.flags.opaque, false),
+            Request::MetaDelete(m) => (m.flags.opaque, false),
+            Request::MetaArithmetic(m) => (m.flags.opaque, true),
+            _ => return None,
+        };
+        Some(Expect::Meta {
+            command: request.command_name(),
+            key,
+            opaque,
+            value,
         })
     }
 }

@@ -69,14 +69,14 @@ impl<C: Backend> Cache<C> {
         let (ns, f) = match via {
             // Pinned beside the value's `mg`: two single-key gets, which go out as `mg` too
             // (`Builder::single_get_as_meta`), so that memcached answers all three with one
-            // write; a text `get` of both would be written on its own.
+            // write; a text `get` of both would be written on its own. One op, as the text
+            // `get` was: one timeout and one report to the circuit breaker.
             Some(c) => {
-                let (ns, f) = join2(
-                    self.op("get", c.get(ns_key.clone())),
-                    self.op("get", c.get(fn_key.clone())),
-                )
-                .await;
-                (ns?, f?)
+                self.op("get", async {
+                    let (ns, f) = join2(c.get(ns_key.clone()), c.get(fn_key.clone())).await;
+                    Ok((ns?, f?))
+                })
+                .await?
             }
             None => {
                 let values = self

@@ -308,3 +308,25 @@ async fn registry_operations_respect_the_breaker() {
     );
     server.cont().unwrap();
 }
+
+/// A memoized lookup is two reports to the circuit breaker, however its requests travel: its
+/// value and its generation counters (read as two gets beside the value, but one operation).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lookup_against_a_stopped_server_counts_two_failures_toward_the_breaker() {
+    let server = common::server();
+    let cache = Cache::builder(common::impatient_client(&server).await)
+        .namespace("test")
+        .circuit_breaker(3, Duration::from_secs(600))
+        .build()
+        .unwrap();
+    assert_eq!(guarded(&cache, 7).await, 7);
+    server.stop().unwrap();
+    assert_eq!(guarded(&cache, 7).await, 7);
+    assert!(
+        !cache.is_bypassing(),
+        "two failures, under the threshold of three"
+    );
+    assert_eq!(guarded(&cache, 7).await, 7);
+    assert!(cache.is_bypassing(), "four failures open the breaker");
+    server.cont().unwrap();
+}

@@ -131,7 +131,7 @@ fn meta_va(frames: usize) -> Stream {
                 ..Default::default()
             },
         });
-        let reply = Response::Meta(MetaResponse {
+        let reply = Response::Meta(Box::new(MetaResponse {
             status: MetaStatus::Va,
             flags: MetaReturnFlags {
                 client_flags: Some(0),
@@ -140,7 +140,7 @@ fn meta_va(frames: usize) -> Stream {
                 ..Default::default()
             },
             value: Some(Bytes::from(vec![b'v'; 100])),
-        });
+        }));
         (reply, Expect::of(&req).expect("mg expects a reply"))
     }))
 }
@@ -156,14 +156,14 @@ fn meta_hd(frames: usize) -> Stream {
                 ..Default::default()
             },
         });
-        let reply = Response::Meta(MetaResponse {
+        let reply = Response::Meta(Box::new(MetaResponse {
             status: MetaStatus::Hd,
             flags: MetaReturnFlags {
                 opaque,
                 ..Default::default()
             },
             value: None,
-        });
+        }));
         (reply, Expect::of(&req).expect("ms expects a reply"))
     }))
 }

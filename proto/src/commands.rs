@@ -667,7 +667,7 @@ fn ok(command: &'static str, r: Response) -> Result<(), Error> {
 
 fn meta(command: &'static str, r: Response) -> Result<MetaResponse, Error> {
     match r {
-        Response::Meta(m) => Ok(m),
+        Response::Meta(m) => Ok(*m),
         other => Err(unexpected(command, &other)),
     }
 }
@@ -844,11 +844,14 @@ mod tests {
         let hit = MetaResponse::status(MetaStatus::Hd);
         let flags = MetaGetFlags::default();
         assert_eq!(
-            reply(meta_get("k", flags).unwrap(), Response::Meta(hit.clone())),
+            reply(
+                meta_get("k", flags).unwrap(),
+                Response::Meta(Box::new(hit.clone()))
+            ),
             Ok(hit)
         );
         unexpected_to("mg", reply(meta_get("k", flags).unwrap(), Response::Ok));
-        let miss = Response::Meta(MetaResponse::status(MetaStatus::En));
+        let miss = Response::Meta(Box::new(MetaResponse::status(MetaStatus::En)));
         assert_eq!(reply(meta_debug("k").unwrap(), miss), Ok(None));
     }
 

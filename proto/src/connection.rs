@@ -25,7 +25,7 @@ use crate::meta::flags::{MetaGetFlags, Opaque};
 use crate::meta::request::MetaGet;
 use crate::request::Request;
 use crate::response::{
-    ErrorKind, Expect, MetaResponse, MetaStatus, Peek, Response, ResponseDecoder, Value,
+    Decoded, ErrorKind, Expect, MetaResponse, MetaStatus, Peek, Response, ResponseDecoder, Value,
 };
 use crate::text::request::RetrieveCommand;
 use crate::wire::Limits;
@@ -111,19 +111,12 @@ struct Pending {
 
 impl Pending {
     /// The reply a silent request is taken to have had when the next reply is not its own.
-    fn implied(&self) -> Response {
+    fn implied(&self) -> Decoded {
         match self.command {
-            "mg" => Response::Meta(self.with_user_opaque(MetaResponse::status(MetaStatus::En))),
-            "ms" | "md" | "ma" => {
-                Response::Meta(self.with_user_opaque(MetaResponse::status(MetaStatus::Hd)))
-            }
-            _ => Response::NoReply,
+            "mg" => Decoded::Meta(MetaResponse::status(MetaStatus::En)),
+            "ms" | "md" | "ma" => Decoded::Meta(MetaResponse::status(MetaStatus::Hd)),
+            _ => Decoded::Reply(Response::NoReply),
         }
-    }
-
-    fn with_user_opaque(&self, mut m: MetaResponse) -> MetaResponse {
-        m.flags.opaque = self.user_opaque;
-        m
     }
 }
 
@@ -554,10 +547,10 @@ impl Connection {
         }
     }
 
-    fn deliver(&mut self, p: Pending, response: Response) {
+    fn deliver(&mut self, p: Pending, response: Decoded) {
         let mut poison = None;
         let result = match response {
-            Response::Error { kind, message } => {
+            Decoded::Reply(Response::Error { kind, message }) => {
                 if p.data_block && kind != ErrorKind::Server {
                     poison = Some(PoisonReason::StorageRejected);
                 }
@@ -567,14 +560,14 @@ impl Connection {
                     ErrorKind::Server => Error::Server(message),
                 })
             }
-            Response::Meta(m) if p.get_as_meta.is_some() => {
+            Decoded::Meta(m) if p.get_as_meta.is_some() => {
                 meta_as_values(m, p.expect, p.get_as_meta == Some(true))
             }
-            Response::Meta(mut m) => {
+            Decoded::Meta(mut m) => {
                 m.flags.opaque = p.user_opaque;
-                Ok(Response::Meta(m))
+                Ok(Response::Meta(Box::new(m)))
             }
-            other => Ok(other),
+            Decoded::Reply(other) => Ok(other),
         };
         if !p.internal && !p.abandoned {
             self.ready.push_back((RequestId(p.id), result));

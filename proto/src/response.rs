@@ -131,8 +131,10 @@ pub enum Response {
     Lines(Vec<Bytes>),
     /// `RESET` (`stats reset`).
     Reset,
-    /// A meta reply.
-    Meta(MetaResponse),
+    /// A meta reply. Boxed: a [`MetaResponse`] is about 190 bytes and every other reply at
+    /// most 64, and a reply (as `Result<Response, Error>`) is moved a dozen times between the
+    /// socket and its caller; unboxed, each move of any reply copied the meta reply's size.
+    Meta(Box<MetaResponse>),
     /// `MN`.
     MetaNoop,
     /// `ME <key> <k=v>*`: free-form debug facts.
@@ -152,6 +154,27 @@ pub enum Response {
     /// Nothing came back, as asked (`noreply`, quiet mode, `quit`): the outcome is unknown
     /// for text commands. Never decoded; produced by [`Connection`](crate::Connection).
     NoReply,
+}
+
+/// A reply as the decoder hands it to a [`Connection`](crate::Connection): a meta reply
+/// unboxed, so that one that a connection hands out as another reply (a single-key `get` sent
+/// as `mg`) allocates no box for it.
+#[derive(Debug)]
+pub(crate) enum Decoded {
+    /// Any reply but a meta one.
+    Reply(Response),
+    /// A meta reply.
+    Meta(MetaResponse),
+}
+
+impl Decoded {
+    /// The reply, a meta one boxed.
+    pub(crate) fn into_response(self) -> Response {
+        match self {
+            Decoded::Reply(r) => r,
+            Decoded::Meta(m) => Response::Meta(Box::new(m)),
+        }
+    }
 }
 
 /// What reply a request expects: the decoder's context.
@@ -414,10 +437,11 @@ impl ResponseDecoder {
         buf: &mut BytesMut,
     ) -> Result<Option<Response>, DecodeError> {
         let r = self.decode_inner(expect, buf);
-        match expect {
+        let r = match expect {
             Expect::Values { keys, .. } => self.finish(r, |i| keys[i].clone()),
             _ => self.finish(r, |_| Key::placeholder()),
-        }
+        };
+        Ok(r?.map(Decoded::into_response))
     }
 
     /// [`decode`](Self::decode) for a caller that owns the expectation and is done with it
@@ -427,7 +451,7 @@ impl ResponseDecoder {
         &mut self,
         expect: &mut Expect,
         buf: &mut BytesMut,
-    ) -> Result<Option<Response>, DecodeError> {
+    ) -> Result<Option<Decoded>, DecodeError> {
         let r = self.decode_inner(expect, buf);
         match expect {
             Expect::Values { keys, .. } => {
@@ -441,11 +465,11 @@ impl ResponseDecoder {
     /// or resets after an error.
     fn finish(
         &mut self,
-        mut r: Result<Option<Response>, DecodeError>,
+        mut r: Result<Option<Decoded>, DecodeError>,
         mut key_at: impl FnMut(usize) -> Key,
-    ) -> Result<Option<Response>, DecodeError> {
+    ) -> Result<Option<Decoded>, DecodeError> {
         match &mut r {
-            Ok(Some(Response::Values(values))) => {
+            Ok(Some(Decoded::Reply(Response::Values(values)))) => {
                 for (value, &i) in values.iter_mut().zip(&self.value_keys) {
                     value.key = key_at(i);
                 }
@@ -461,7 +485,7 @@ impl ResponseDecoder {
         &mut self,
         expect: &Expect,
         buf: &mut BytesMut,
-    ) -> Result<Option<Response>, DecodeError> {
+    ) -> Result<Option<Decoded>, DecodeError> {
         loop {
             if !self.skip_stray(buf) {
                 return Ok(None);
@@ -478,11 +502,11 @@ impl ResponseDecoder {
                     self.skip_empty_line = true;
                 }
                 self.reset_partial();
-                return Ok(Some(Response::Error { kind, message }));
+                return Ok(Some(Decoded::Reply(Response::Error { kind, message })));
             }
             let simple = |r: Response, buf: &mut BytesMut| {
                 buf.advance(head);
-                Ok(Some(r))
+                Ok(Some(Decoded::Reply(r)))
             };
             match expect {
                 Expect::Values { keys, cas } => {
@@ -490,7 +514,9 @@ impl ResponseDecoder {
                         buf.advance(head);
                         self.next_key = 0;
                         self.reply_len = 0;
-                        return Ok(Some(Response::Values(std::mem::take(&mut self.values))));
+                        return Ok(Some(Decoded::Reply(Response::Values(std::mem::take(
+                            &mut self.values,
+                        )))));
                     }
                     let value_head = self.value_line(line, keys, *cas)?;
                     // Checked at the header, before the data is buffered.
@@ -565,7 +591,7 @@ impl ResponseDecoder {
                 Expect::Stats => {
                     if let Some(r) = self.stats_line(line)? {
                         buf.advance(head);
-                        return Ok(Some(r));
+                        return Ok(Some(Decoded::Reply(r)));
                     }
                     buf.advance(head);
                 }
@@ -583,7 +609,8 @@ impl ResponseDecoder {
                 }
                 Expect::MetaDebug => {
                     if line == b"EN" {
-                        return simple(Response::Meta(MetaResponse::status(MetaStatus::En)), buf);
+                        buf.advance(head);
+                        return Ok(Some(Decoded::Meta(MetaResponse::status(MetaStatus::En))));
                     }
                     let rest = line
                         .strip_prefix(b"ME ")
@@ -741,7 +768,7 @@ impl ResponseDecoder {
         opaque: Option<Opaque>,
         value_allowed: bool,
         command: &'static str,
-    ) -> Result<Option<Response>, DecodeError> {
+    ) -> Result<Option<Decoded>, DecodeError> {
         let line = &buf[..n];
         let mut t = Tokens::new(line);
         let status = t
@@ -785,7 +812,7 @@ impl ResponseDecoder {
                 None
             }
         };
-        Ok(Some(Response::Meta(MetaResponse {
+        Ok(Some(Decoded::Meta(MetaResponse {
             status,
             flags,
             value,
@@ -914,5 +941,22 @@ impl Response {
             }
             other => format!("{other:?}"),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::mem::size_of;
+
+    /// A reply is moved a dozen times on its way to its caller: it stays small (a meta reply,
+    /// about 190 bytes, is boxed), so that each move is a few register copies, not a call to
+    /// `memcpy`.
+    #[test]
+    fn a_reply_stays_small() {
+        assert!(size_of::<Response>() <= 72, "{}", size_of::<Response>());
+        let result = size_of::<Result<Response, crate::Error>>();
+        assert!(result <= 72, "{result}");
+        assert!(size_of::<MetaResponse>() > 128, "the box is needed");
     }
 }

@@ -197,7 +197,7 @@ impl Model {
                         it.value.len() + 50
                     )),
                 },
-                None => Response::Meta(MetaResponse::status(MetaStatus::En)),
+                None => Response::Meta(Box::new(MetaResponse::status(MetaStatus::En))),
             }),
             Request::MetaGet(m) => self.meta_get(m),
             Request::MetaSet(m) => self.meta_set(m),
@@ -216,7 +216,7 @@ impl Model {
         let Some(it) = self.items.get(&m.key.decoded()) else {
             // A miss echoes only O and k; q hides it.
             return Outcome {
-                reply: Response::Meta(r),
+                reply: Response::Meta(Box::new(r)),
                 hidden: f.quiet,
             };
         };
@@ -230,7 +230,7 @@ impl Model {
         r.flags.client_flags = f.client_flags.then_some(it.flags);
         r.flags.size = f.size.then_some(it.value.len() as u64);
         Outcome {
-            reply: Response::Meta(r),
+            reply: Response::Meta(Box::new(r)),
             hidden: false,
         }
     }
@@ -268,7 +268,7 @@ impl Model {
         r.flags.key = f.key.then(|| m.key.clone());
         r.flags.cas = f.cas.then_some(cas);
         Outcome {
-            reply: Response::Meta(r),
+            reply: Response::Meta(Box::new(r)),
             hidden: f.quiet && status == MetaStatus::Hd,
         }
     }
@@ -288,7 +288,7 @@ impl Model {
         r.flags.opaque = f.opaque;
         r.flags.key = f.key.then(|| m.key.clone());
         Outcome {
-            reply: Response::Meta(r),
+            reply: Response::Meta(Box::new(r)),
             hidden: f.quiet && status == MetaStatus::Hd,
         }
     }
@@ -326,7 +326,7 @@ impl Model {
         };
         let Some((n, cas)) = result else {
             return Outcome {
-                reply: Response::Meta(r),
+                reply: Response::Meta(Box::new(r)),
                 hidden: false,
             };
         };
@@ -339,7 +339,7 @@ impl Model {
         r.flags.cas = f.cas.then_some(cas);
         // q hides the whole success, VA and value included.
         Outcome {
-            reply: Response::Meta(r),
+            reply: Response::Meta(Box::new(r)),
             hidden: f.quiet,
         }
     }
@@ -358,7 +358,7 @@ fn implied(req: &Request) -> Response {
     let meta = |status, opaque: Option<Opaque>| {
         let mut m = MetaResponse::status(status);
         m.flags.opaque = opaque;
-        Response::Meta(m)
+        Response::Meta(Box::new(m))
     };
     match req {
         Request::MetaGet(m) => meta(MetaStatus::En, m.flags.opaque),
@@ -1325,16 +1325,21 @@ fn quiet_batch_is_closed_by_a_hidden_mn() {
     assert_eq!(
         got,
         vec![
-            (a, Ok(Response::Meta(hd))),
+            (a, Ok(Response::Meta(Box::new(hd)))),
             (
                 b,
-                Ok(Response::Meta(MetaResponse {
+                Ok(Response::Meta(Box::new(MetaResponse {
                     status: MetaStatus::Va,
                     flags: MetaReturnFlags::default(),
                     value: Some(Bytes::from_static(b"bb")),
-                }))
+                })))
             ),
-            (c, Ok(Response::Meta(MetaResponse::status(MetaStatus::En)))),
+            (
+                c,
+                Ok(Response::Meta(Box::new(MetaResponse::status(
+                    MetaStatus::En
+                ))))
+            ),
         ]
     );
     assert!(conn.is_idle());
@@ -1386,7 +1391,12 @@ fn eof_after_quit() {
         got,
         vec![
             (a, Ok(Response::Values(vec![]))),
-            (b, Ok(Response::Meta(MetaResponse::status(MetaStatus::En)))),
+            (
+                b,
+                Ok(Response::Meta(Box::new(MetaResponse::status(
+                    MetaStatus::En
+                ))))
+            ),
             (q, Ok(Response::NoReply)),
         ]
     );

@@ -351,7 +351,7 @@ fn values_of(r: Response) -> Vec<Value> {
 
 fn meta_of(r: Response) -> MetaResponse {
     match r {
-        Response::Meta(m) => m,
+        Response::Meta(m) => *m,
         other => panic!("expected a meta reply, got {other:?}"),
     }
 }
@@ -1610,7 +1610,7 @@ fn mn_and_me() {
         c.ok(Request::MetaDebug {
             key: key("missing")
         }),
-        Response::Meta(MetaResponse::status(MetaStatus::En))
+        Response::Meta(Box::new(MetaResponse::status(MetaStatus::En)))
     );
 }
 
@@ -1816,7 +1816,7 @@ fn pipeline_of_1000_mixed_requests() {
                     ..Default::default()
                 };
                 requests.push(mg(&ki(i - 2), f));
-                expected.push(Ok(Response::Meta(MetaResponse {
+                expected.push(Ok(Response::Meta(Box::new(MetaResponse {
                     status: MetaStatus::Va,
                     flags: MetaReturnFlags {
                         client_flags: Some((i - 2) as u32),
@@ -1824,7 +1824,7 @@ fn pipeline_of_1000_mixed_requests() {
                         ..Default::default()
                     },
                     value: Some(vi(i - 2).into()),
-                })));
+                }))));
             }
             3 => {
                 requests.push(ms(
@@ -1832,7 +1832,9 @@ fn pipeline_of_1000_mixed_requests() {
                     format!("meta-{i}"),
                     MetaSetFlags::default(),
                 ));
-                expected.push(Ok(Response::Meta(MetaResponse::status(MetaStatus::Hd))));
+                expected.push(Ok(Response::Meta(Box::new(MetaResponse::status(
+                    MetaStatus::Hd,
+                )))));
             }
             4 => {
                 requests.push(get(&[&format!("m{}", i - 1), "absent", &ki(i - 4)]));
@@ -1870,11 +1872,15 @@ fn pipeline_of_1000_mixed_requests() {
                 requests.push(Request::MetaDebug {
                     key: key(&format!("absent{i}")),
                 });
-                expected.push(Ok(Response::Meta(MetaResponse::status(MetaStatus::En))));
+                expected.push(Ok(Response::Meta(Box::new(MetaResponse::status(
+                    MetaStatus::En,
+                )))));
             }
             _ => {
                 requests.push(mg(&format!("absent{i}"), value_flag()));
-                expected.push(Ok(Response::Meta(MetaResponse::status(MetaStatus::En))));
+                expected.push(Ok(Response::Meta(Box::new(MetaResponse::status(
+                    MetaStatus::En,
+                )))));
             }
         }
     }
@@ -2149,9 +2155,10 @@ fn quiet_batch_with_hits_and_misses() {
         })
         .collect();
     let replies = c.batch(misses);
-    assert!(replies
-        .iter()
-        .all(|r| r == &Ok(Response::Meta(MetaResponse::status(MetaStatus::En)))));
+    assert!(replies.iter().all(|r| r
+        == &Ok(Response::Meta(Box::new(MetaResponse::status(
+            MetaStatus::En
+        ))))));
 
     // Quiet writes: successes are implied, failures answered, effects visible afterwards.
     let q = MetaSetFlags {
@@ -2207,7 +2214,7 @@ fn quiet_batch_with_hits_and_misses() {
             },
         ),
     ]);
-    let st = |s| Ok(Response::Meta(MetaResponse::status(s)));
+    let st = |s| Ok(Response::Meta(Box::new(MetaResponse::status(s))));
     assert_eq!(
         replies,
         vec![
@@ -2243,7 +2250,12 @@ fn quiet_batch_with_hits_and_misses() {
     assert_eq!(replies.len(), 2);
     assert_eq!(
         replies[0],
-        (a, Ok(Response::Meta(MetaResponse::status(MetaStatus::En))))
+        (
+            a,
+            Ok(Response::Meta(Box::new(MetaResponse::status(
+                MetaStatus::En
+            ))))
+        )
     );
     assert_eq!(replies[1].0, v);
     c.assert_usable();
@@ -2382,7 +2394,9 @@ fn noreply_batch_closed_with_version() {
         replies,
         vec![
             Ok(Response::NoReply),
-            Ok(Response::Meta(MetaResponse::status(MetaStatus::En))),
+            Ok(Response::Meta(Box::new(MetaResponse::status(
+                MetaStatus::En
+            )))),
             Ok(Response::NoReply),
         ]
     );
@@ -2476,7 +2490,10 @@ fn abandoned_requests_never_get_anyone_elses_reply() {
                 assert_eq!(m.value.unwrap(), v(i));
                 assert_eq!(m.flags.key, Some(key(&k(i))));
             }
-            (3, r) => assert_eq!(r, Response::Meta(MetaResponse::status(MetaStatus::En))),
+            (3, r) => assert_eq!(
+                r,
+                Response::Meta(Box::new(MetaResponse::status(MetaStatus::En)))
+            ),
             (_, r) => panic!("request {i} got {r:?}"),
         }
     }

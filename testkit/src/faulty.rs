@@ -627,7 +627,7 @@ fn execute(st: &mut Db, request: &Request) -> Option<Response> {
                     i.data.len()
                 )),
             },
-            None => Response::Meta(MetaResponse::status(MetaStatus::En)),
+            None => Response::Meta(Box::new(MetaResponse::status(MetaStatus::En))),
         },
         // A command this server does not know: memcached answers `ERROR`.
         _ => Response::Error {
@@ -698,7 +698,7 @@ fn meta_get(st: &mut Db, m: &MetaGet) -> Option<Response> {
         }
         let mut r = MetaResponse::status(MetaStatus::En);
         r.flags.opaque = f.opaque;
-        return Some(Response::Meta(r));
+        return Some(Response::Meta(Box::new(r)));
     };
     let flags = MetaReturnFlags {
         cas: f.cas.then_some(i.cas),
@@ -711,7 +711,7 @@ fn meta_get(st: &mut Db, m: &MetaGet) -> Option<Response> {
         ttl: f.ttl.then_some(-1),
         ..MetaReturnFlags::default()
     };
-    Some(Response::Meta(MetaResponse {
+    Some(Response::Meta(Box::new(MetaResponse {
         status: if f.value {
             MetaStatus::Va
         } else {
@@ -719,7 +719,7 @@ fn meta_get(st: &mut Db, m: &MetaGet) -> Option<Response> {
         },
         flags,
         value: f.value.then(|| i.data.clone()),
-    }))
+    })))
 }
 
 fn meta_reply(
@@ -730,7 +730,7 @@ fn meta_reply(
     let mut r = MetaResponse::status(status);
     r.flags.key = key;
     r.flags.opaque = opaque;
-    Response::Meta(r)
+    Response::Meta(Box::new(r))
 }
 
 fn meta_set(st: &mut Db, m: &MetaSet) -> Option<Response> {
@@ -768,7 +768,7 @@ fn meta_set(st: &mut Db, m: &MetaSet) -> Option<Response> {
     r.flags.opaque = f.opaque;
     r.flags.cas = f.cas.then_some(cas);
     r.flags.size = f.size.then_some(m.value.len() as u64);
-    Some(Response::Meta(r))
+    Some(Response::Meta(Box::new(r)))
 }
 
 fn meta_delete(st: &mut Db, m: &MetaDelete) -> Option<Response> {
@@ -836,7 +836,7 @@ fn meta_arith(st: &mut Db, m: &MetaArithmetic) -> Option<Response> {
     r.flags.cas = f.cas.then_some(cas);
     r.flags.ttl = f.return_ttl.then_some(-1);
     r.value = f.value.then(|| Bytes::from(n.to_string()));
-    Some(Response::Meta(r))
+    Some(Response::Meta(Box::new(r)))
 }
 
 /// The resident set size of this process in bytes (from `/proc/self/statm`; `None` elsewhere).

@@ -597,15 +597,15 @@ pub fn values(v: Vec<Value>) -> Response {
 }
 
 pub fn meta(status: MetaStatus, flags: MetaReturnFlags, data: Option<&[u8]>) -> Response {
-    Response::Meta(MetaResponse {
+    Response::Meta(Box::new(MetaResponse {
         status,
         flags,
         value: data.map(Bytes::copy_from_slice),
-    })
+    }))
 }
 
 pub fn meta_status(status: MetaStatus) -> Response {
-    Response::Meta(MetaResponse::status(status))
+    Response::Meta(Box::new(MetaResponse::status(status)))
 }
 
 pub fn error(kind: ErrorKind, message: &str) -> Response {

@@ -462,11 +462,11 @@ pub fn meta_response() -> BoxedStrategy<(Response, Expect)> {
             };
             let value = (status == MetaStatus::Va).then_some(value);
             (
-                Response::Meta(MetaResponse {
+                Response::Meta(Box::new(MetaResponse {
                     status,
                     flags,
                     value,
-                }),
+                })),
                 expect,
             )
         })
@@ -619,7 +619,7 @@ pub fn response() -> BoxedStrategy<(Response, Expect)> {
             (Response::Ok, Expect::Stats),
             (Response::Reset, Expect::Stats),
             (Response::MetaNoop, Expect::MetaNoop),
-            (Response::Meta(MetaResponse::status(MetaStatus::En)), Expect::MetaDebug),
+            (Response::Meta(Box::new(MetaResponse::status(MetaStatus::En))), Expect::MetaDebug),
         ]),
         1 => any::<u64>().prop_map(|n| (Response::Number(n), Expect::Arithmetic)),
         1 => line_bytes(30).prop_map(|v| (Response::Version(Bytes::from(v)), Expect::Version)),

@@ -121,7 +121,7 @@ fn get_hits(frames: usize, len: usize) -> Stream {
 fn meta_va(frames: usize) -> Stream {
     Stream::new((0..frames).map(|i| {
         let opaque = Some(Opaque::from_u32(i as u32));
-        let req = Request::MetaGet(MetaGet {
+        let req = Request::MetaGet(Box::new(MetaGet {
             key: key(&format!("user:profile:{i}")),
             flags: MetaGetFlags {
                 value: true,
@@ -130,7 +130,7 @@ fn meta_va(frames: usize) -> Stream {
                 opaque,
                 ..Default::default()
             },
-        });
+        }));
         let reply = Response::Meta(Box::new(MetaResponse {
             status: MetaStatus::Va,
             flags: MetaReturnFlags {
@@ -148,14 +148,14 @@ fn meta_va(frames: usize) -> Stream {
 fn meta_hd(frames: usize) -> Stream {
     Stream::new((0..frames).map(|i| {
         let opaque = Some(Opaque::from_u32(i as u32));
-        let req = Request::MetaSet(MetaSet {
+        let req = Request::MetaSet(Box::new(MetaSet {
             key: key(&format!("user:profile:{i}")),
             value: Bytes::from_static(&[b'v'; 100]),
             flags: MetaSetFlags {
                 opaque,
                 ..Default::default()
             },
-        });
+        }));
         let reply = Response::Meta(Box::new(MetaResponse {
             status: MetaStatus::Hd,
             flags: MetaReturnFlags {

@@ -101,21 +101,21 @@ fn template(t: u8, k: u8, m: u8) -> Request {
             r.flags.cas = m & 8 != 0;
             r.flags.quiet = quiet;
             r.flags.opaque = opaque;
-            Request::MetaGet(r)
+            Request::MetaGet(Box::new(r))
         }
         9 => {
             let mut r = MetaSet::new(key(k), value);
             r.flags.key = m & 4 != 0;
             r.flags.quiet = quiet;
             r.flags.opaque = opaque;
-            Request::MetaSet(r)
+            Request::MetaSet(Box::new(r))
         }
         10 => {
             let mut r = MetaDelete::new(key(k));
             r.flags.key = m & 4 != 0;
             r.flags.quiet = quiet;
             r.flags.opaque = opaque;
-            Request::MetaDelete(r)
+            Request::MetaDelete(Box::new(r))
         }
         11 => {
             let mut r = MetaArithmetic::new(key(k));
@@ -123,7 +123,7 @@ fn template(t: u8, k: u8, m: u8) -> Request {
             r.flags.key = m & 4 != 0;
             r.flags.quiet = quiet;
             r.flags.opaque = opaque;
-            Request::MetaArithmetic(r)
+            Request::MetaArithmetic(Box::new(r))
         }
         12 => Request::MetaNoop,
         13 => Request::Version,

@@ -471,9 +471,10 @@ pub fn stats(args: Option<&str>) -> Call<Vec<Stat>> {
 /// `mg`: meta get with typed flags.
 pub fn meta_get(key: impl AsKey, flags: MetaGetFlags) -> Result<Call<MetaResponse>, Error> {
     let key = key.into_key()?;
-    Ok(Call::new(Request::MetaGet(MetaGet { key, flags }), |r| {
-        meta("mg", r)
-    }))
+    Ok(Call::new(
+        Request::MetaGet(Box::new(MetaGet { key, flags })),
+        |r| meta("mg", r),
+    ))
 }
 
 /// `ms`: meta set with typed flags.
@@ -484,7 +485,7 @@ pub fn meta_set(
 ) -> Result<Call<MetaResponse>, Error> {
     let (key, value) = (key.into_key()?, value.into());
     Ok(Call::new(
-        Request::MetaSet(MetaSet { key, value, flags }),
+        Request::MetaSet(Box::new(MetaSet { key, value, flags })),
         |r| meta("ms", r),
     ))
 }
@@ -493,7 +494,7 @@ pub fn meta_set(
 pub fn meta_delete(key: impl AsKey, flags: MetaDeleteFlags) -> Result<Call<MetaResponse>, Error> {
     let key = key.into_key()?;
     Ok(Call::new(
-        Request::MetaDelete(MetaDelete { key, flags }),
+        Request::MetaDelete(Box::new(MetaDelete { key, flags })),
         |r| meta("md", r),
     ))
 }
@@ -504,7 +505,7 @@ pub fn meta_arithmetic(
     flags: MetaArithmeticFlags,
 ) -> Result<Call<MetaResponse>, Error> {
     let key = key.into_key()?;
-    let request = Request::MetaArithmetic(MetaArithmetic { key, flags });
+    let request = Request::MetaArithmetic(Box::new(MetaArithmetic { key, flags }));
     Ok(Call::new(request, |r| meta("ma", r)))
 }
 

@@ -247,7 +247,7 @@ impl Connection {
         }
         request.check(&self.config.limits)?;
         let get_as_meta = if self.config.single_get_as_meta {
-            get_as_meta(&mut request)
+            single_get(&request)
         } else {
             None
         };
@@ -261,19 +261,22 @@ impl Connection {
             Request::MetaArithmetic(m) => m.flags.opaque.replace(opaque),
             _ => None,
         };
-        let is_meta = matches!(
-            request,
-            Request::MetaGet(_)
-                | Request::MetaSet(_)
-                | Request::MetaDelete(_)
-                | Request::MetaArithmetic(_)
-        );
+        let is_meta = get_as_meta.is_some()
+            || matches!(
+                request,
+                Request::MetaGet(_)
+                    | Request::MetaSet(_)
+                    | Request::MetaDelete(_)
+                    | Request::MetaArithmetic(_)
+            );
         let start = self.queued;
         let before = self.out.len();
         // Bytes moved from `out` into `chunks`: what was queued before, this command line and
         // its value.
         let mut spliced = 0;
-        if let Some(value) = request.large_value(SPLICE_MIN) {
+        if let Some(cas) = get_as_meta {
+            encode_get_as_meta(&request, cas, opaque, &mut self.out);
+        } else if let Some(value) = request.large_value(SPLICE_MIN) {
             // The value goes out as given, between its command line and `\r\n`: written
             // with the rest by a vectored write, never copied.
             let value = value.clone();
@@ -294,13 +297,20 @@ impl Connection {
             self.state = State::Quitting;
         }
         self.needs_sync = silent && !quit;
-        let command = request.command_name();
+        let command = match get_as_meta {
+            Some(_) => "mg",
+            None => request.command_name(),
+        };
         let data_block = request.has_data_block();
+        let expect = match get_as_meta {
+            Some(_) => get_as_meta_expect(request, opaque),
+            None => Expect::take(request),
+        };
         self.pending.push_back(Pending {
             id,
             start,
             internal: false,
-            expect: Expect::take(request),
+            expect,
             silent,
             command,
             data_block,
@@ -658,29 +668,55 @@ impl Connection {
     }
 }
 
-/// Rewrites a single-key `get`/`gets` as `mg <key> f v [c]` ([`ConnectionConfig::single_get_as_meta`]);
-/// `Some(with_cas)` if it did. The key is a text key (the request was checked).
-fn get_as_meta(request: &mut Request) -> Option<bool> {
+/// Whether `request` is a single-key `get` (`Some(false)`) or `gets` (`Some(true)`), which a
+/// connection may send as `mg <key> f v [c]` ([`ConnectionConfig::single_get_as_meta`]).
+fn single_get(request: &Request) -> Option<bool> {
     let Request::Retrieve(r) = request else {
         return None;
-    };
-    let cas = match r.command {
-        RetrieveCommand::Get => false,
-        RetrieveCommand::Gets => true,
-        RetrieveCommand::Gat(_) | RetrieveCommand::Gats(_) => return None,
     };
     if r.keys.len() != 1 {
         return None;
     }
-    let key = r.keys.pop()?;
-    let flags = MetaGetFlags {
+    match r.command {
+        RetrieveCommand::Get => Some(false),
+        RetrieveCommand::Gets => Some(true),
+        RetrieveCommand::Gat(_) | RetrieveCommand::Gats(_) => None,
+    }
+}
+
+/// The flags of a single-key `get` sent as `mg` (a cas for `gets`), with the connection's
+/// `opaque`.
+fn get_as_meta_flags(cas: bool, opaque: Opaque) -> MetaGetFlags {
+    MetaGetFlags {
         value: true,
         client_flags: true,
         cas,
+        opaque: Some(opaque),
         ..MetaGetFlags::default()
+    }
+}
+
+/// Encodes the single-key get `request` ([`single_get`]) as `mg <key> f v [c] O<opaque>`,
+/// without making an `mg` request of it. The key is a text key (the request was checked).
+fn encode_get_as_meta(request: &Request, cas: bool, opaque: Opaque, out: &mut BytesMut) {
+    if let Request::Retrieve(r) = request {
+        if let [key] = r.keys.as_slice() {
+            MetaGet::encode_parts(out, key, &get_as_meta_flags(cas, opaque));
+        }
+    }
+}
+
+/// What a single-key get sent as `mg` expects: the `mg`'s reply, for its one key.
+fn get_as_meta_expect(request: Request, opaque: Opaque) -> Option<Expect> {
+    let Request::Retrieve(mut r) = request else {
+        return None;
     };
-    *request = Request::MetaGet(MetaGet { key, flags });
-    Some(cas)
+    Some(Expect::Meta {
+        command: "mg",
+        key: r.keys.pop()?,
+        opaque: Some(opaque),
+        value: true,
+    })
 }
 
 /// The reply of a `get` sent as `mg`, as the `get` would have had it: `VA` is the one value

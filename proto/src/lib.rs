@@ -19,7 +19,7 @@
 //! ## Driving a connection over a blocking socket
 //!
 //! ```no_run
-//! use mcache_proto::{Connection, Key, MetaGetFlags, Request, Response};
+//! use mcache_proto::{Connection, Key, MetaGetFlags, Response};
 //! use mcache_proto::meta::request::MetaGet;
 //! use std::io::{Read, Write};
 //! use std::net::TcpStream;
@@ -28,7 +28,7 @@
 //! let mut sock = TcpStream::connect("127.0.0.1:11211")?;
 //! let mut conn = Connection::default();
 //! let flags = MetaGetFlags { value: true, ..Default::default() };
-//! let id = conn.send(Request::MetaGet(MetaGet { key: Key::new("foo")?, flags }))?;
+//! let id = conn.send(MetaGet { key: Key::new("foo")?, flags }.into())?;
 //! sock.write_all(conn.transmit())?;
 //! let n = conn.transmit().len();
 //! conn.advance_transmit(n, Instant::now());

@@ -81,14 +81,17 @@ pub enum Request {
     },
     /// `quit`: the server closes the connection.
     Quit,
-    /// `mg`.
-    MetaGet(MetaGet),
+    /// `mg`. The meta requests are boxed (120 to 168 bytes each, where every other request
+    /// is at most 104): a request is moved a dozen times on its way into a connection, and a
+    /// `Request` of at most 128 bytes is moved with a few register copies instead of a call to
+    /// `memcpy`. `MetaGet { .. }.into()` makes one.
+    MetaGet(Box<MetaGet>),
     /// `ms`.
-    MetaSet(MetaSet),
+    MetaSet(Box<MetaSet>),
     /// `md`.
-    MetaDelete(MetaDelete),
+    MetaDelete(Box<MetaDelete>),
     /// `ma`.
-    MetaArithmetic(MetaArithmetic),
+    MetaArithmetic(Box<MetaArithmetic>),
     /// `mn`: answers `MN`; ends a batch of quiet requests.
     MetaNoop,
     /// `me <key>`: debug facts about an item.
@@ -97,6 +100,17 @@ pub enum Request {
         key: Key,
     },
 }
+
+macro_rules! boxed_from {
+    ($($t:ident),*) => {$(
+        impl From<$t> for Request {
+            fn from(m: $t) -> Request {
+                Request::$t(Box::new(m))
+            }
+        }
+    )*};
+}
+boxed_from!(MetaGet, MetaSet, MetaDelete, MetaArithmetic);
 
 impl Request {
     /// The command's name on the wire.
@@ -327,7 +341,11 @@ impl Request {
                 let Some(value) = take_block(buf, head, len)? else {
                     return Ok(None);
                 };
-                return Ok(Some(Request::MetaSet(MetaSet { key, value, flags })));
+                return Ok(Some(Request::MetaSet(Box::new(MetaSet {
+                    key,
+                    value,
+                    flags,
+                }))));
             }
             b"get" | b"gets" | b"gat" | b"gats" => {
                 let (command, keys) = match name {

@@ -386,7 +386,7 @@ fn meta_get_of(req: &Request) -> Option<bool> {
 fn on_wire(req: &Request, id: RequestId, meta_get: bool) -> Request {
     let mut r = req.clone();
     if let (true, Some(cas), Request::Retrieve(get)) = (meta_get, meta_get_of(req), req) {
-        r = Request::MetaGet(MetaGet {
+        r = Request::MetaGet(Box::new(MetaGet {
             key: get.keys[0].clone(),
             flags: MetaGetFlags {
                 value: true,
@@ -394,7 +394,7 @@ fn on_wire(req: &Request, id: RequestId, meta_get: bool) -> Request {
                 cas,
                 ..MetaGetFlags::default()
             },
-        });
+        }));
     }
     let o = Some(Opaque::from_u32(id.get() as u32));
     match &mut r {
@@ -554,7 +554,7 @@ fn model_request() -> BoxedStrategy<Request> {
                 touch,
                 opaque,
             )| {
-                Request::MetaGet(MetaGet {
+                Request::MetaGet(Box::new(MetaGet {
                     key,
                     flags: MetaGetFlags {
                         touch,
@@ -568,7 +568,7 @@ fn model_request() -> BoxedStrategy<Request> {
                         quiet,
                         ..Default::default()
                     },
-                })
+                }))
             },
         );
     let ms_value = (
@@ -587,7 +587,7 @@ fn model_request() -> BoxedStrategy<Request> {
     )
         .prop_map(
             |((key, value), mode, client_flags, compare_cas, (cas, key_flag, quiet), opaque)| {
-                Request::MetaSet(MetaSet {
+                Request::MetaSet(Box::new(MetaSet {
                     key,
                     value,
                     flags: MetaSetFlags {
@@ -600,7 +600,7 @@ fn model_request() -> BoxedStrategy<Request> {
                         quiet,
                         ..Default::default()
                     },
-                })
+                }))
             },
         );
     let ms_counter = (
@@ -615,7 +615,7 @@ fn model_request() -> BoxedStrategy<Request> {
         maybe_opaque(),
     )
         .prop_map(|(key, n, mode, (key_flag, quiet), opaque)| {
-            Request::MetaSet(MetaSet {
+            Request::MetaSet(Box::new(MetaSet {
                 key,
                 value: Bytes::from(n.to_string()),
                 flags: MetaSetFlags {
@@ -625,7 +625,7 @@ fn model_request() -> BoxedStrategy<Request> {
                     opaque,
                     ..Default::default()
                 },
-            })
+            }))
         });
     let md = (
         prop_oneof![meta_value_key(), counter_key()],
@@ -634,7 +634,7 @@ fn model_request() -> BoxedStrategy<Request> {
         maybe_opaque(),
     )
         .prop_map(|(key, compare_cas, (key_flag, quiet), opaque)| {
-            Request::MetaDelete(MetaDelete {
+            Request::MetaDelete(Box::new(MetaDelete {
                 key,
                 flags: MetaDeleteFlags {
                     compare_cas,
@@ -643,7 +643,7 @@ fn model_request() -> BoxedStrategy<Request> {
                     quiet,
                     ..Default::default()
                 },
-            })
+            }))
         });
     let ma = (
         counter_key(),
@@ -659,7 +659,7 @@ fn model_request() -> BoxedStrategy<Request> {
     )
         .prop_map(
             |(key, mode, delta, vivify, initial, (cas, key_flag, value, quiet), opaque)| {
-                Request::MetaArithmetic(MetaArithmetic {
+                Request::MetaArithmetic(Box::new(MetaArithmetic {
                     key,
                     flags: MetaArithmeticFlags {
                         mode,
@@ -673,7 +673,7 @@ fn model_request() -> BoxedStrategy<Request> {
                         quiet,
                         ..Default::default()
                     },
-                })
+                }))
             },
         );
     prop_oneof![
@@ -1079,14 +1079,14 @@ fn set(k: &str, v: &'static [u8], noreply: bool) -> Request {
 }
 
 fn mg_quiet(k: &str) -> Request {
-    Request::MetaGet(MetaGet {
+    Request::MetaGet(Box::new(MetaGet {
         key: key(k),
         flags: MetaGetFlags {
             value: true,
             quiet: true,
             ..Default::default()
         },
-    })
+    }))
 }
 
 /// Writes everything the connection has to send; returns it.
@@ -1145,7 +1145,7 @@ fn rejected_storage_command_fails_its_caller_and_poisons_the_rest() {
     let now = Instant::now();
     for store in [
         set("a", b"xyz", false),
-        Request::MetaSet(MetaSet::new(key("a"), &b"xyz"[..])),
+        Request::MetaSet(Box::new(MetaSet::new(key("a"), &b"xyz"[..]))),
     ] {
         for (line, err) in [
             (
@@ -1212,14 +1212,14 @@ fn rejected_storage_command_fails_its_caller_and_poisons_the_rest() {
 #[test]
 fn error_after_a_silent_request_is_ambiguous() {
     let now = Instant::now();
-    let quiet_ms = Request::MetaSet(MetaSet {
+    let quiet_ms = Request::MetaSet(Box::new(MetaSet {
         key: key("a"),
         value: Bytes::from_static(b"x"),
         flags: MetaSetFlags {
             quiet: true,
             ..Default::default()
         },
-    });
+    }));
     for silent in [quiet_ms, set("a", b"x", true), mg_quiet("a")] {
         for line in [
             &b"SERVER_ERROR out of memory storing object\r\n"[..],
@@ -1244,14 +1244,14 @@ fn error_after_a_silent_request_is_ambiguous() {
 #[test]
 fn error_after_a_sole_silent_request_before_the_sync_is_its_own() {
     let now = Instant::now();
-    let quiet_ms = Request::MetaSet(MetaSet {
+    let quiet_ms = Request::MetaSet(Box::new(MetaSet {
         key: key("a"),
         value: Bytes::from_static(b"x"),
         flags: MetaSetFlags {
             quiet: true,
             ..Default::default()
         },
-    });
+    }));
     // The connection's own `mn` never errs: the error line belongs to the quiet request.
     for (silent, line, still_open) in [
         (
@@ -1294,14 +1294,14 @@ fn quiet_batch_is_closed_by_a_hidden_mn() {
     let mut conn = Connection::default();
     let user = Opaque::new(b"mine").unwrap();
     let a = conn
-        .send(Request::MetaDelete(MetaDelete {
+        .send(Request::MetaDelete(Box::new(MetaDelete {
             key: key("a"),
             flags: MetaDeleteFlags {
                 quiet: true,
                 opaque: Some(user),
                 ..Default::default()
             },
-        }))
+        })))
         .unwrap();
     let b = conn.send(mg_quiet("b")).unwrap();
     let c = conn.send(mg_quiet("c")).unwrap();
@@ -1515,27 +1515,27 @@ fn user_opaque_is_restored_and_connection_opaque_checked() {
     let mut conn = Connection::default();
     let mine = Opaque::new(b"mine").unwrap();
     let a = conn
-        .send(Request::MetaGet(MetaGet {
+        .send(Request::MetaGet(Box::new(MetaGet {
             key: key("a"),
             flags: MetaGetFlags {
                 opaque: Some(mine),
                 key: true,
                 ..Default::default()
             },
-        }))
+        })))
         .unwrap();
     let wire = flush(&mut conn, now);
     assert_eq!(wire, format!("mg a k O{}\r\n", a.get()).into_bytes());
     // The caller's opaque on the wire is not the connection's: refused.
     let mut other = Connection::default();
     let _ = other
-        .send(Request::MetaGet(MetaGet {
+        .send(Request::MetaGet(Box::new(MetaGet {
             key: key("a"),
             flags: MetaGetFlags {
                 opaque: Some(mine),
                 ..Default::default()
             },
-        }))
+        })))
         .unwrap();
     flush(&mut other, now);
     other.receive(b"HD Omine\r\n", now);

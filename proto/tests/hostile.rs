@@ -277,7 +277,7 @@ proptest! {
     fn tokens_cannot_inject(raw in prop_oneof![vec(any::<u8>(), 0..40), garbage()]) {
         if let Ok(o) = Opaque::new(&raw) {
             let flags = MetaGetFlags { opaque: Some(o), value: true, ..Default::default() };
-            assert_single(&Request::MetaGet(MetaGet { key: key("foo"), flags }));
+            assert_single(&Request::MetaGet(Box::new(MetaGet { key: key("foo"), flags })));
         }
         let stats = Request::Stats { args: Some(Bytes::from(raw.clone())) };
         let mut out = Vec::new();
@@ -329,10 +329,10 @@ fn carrying(k: &Key) -> Vec<Request> {
             exptime: 1,
             noreply: false,
         },
-        Request::MetaGet(MetaGet::new(k.clone())),
-        Request::MetaSet(MetaSet::new(k.clone(), v)),
-        Request::MetaDelete(MetaDelete::new(k.clone())),
-        Request::MetaArithmetic(MetaArithmetic::new(k.clone())),
+        Request::MetaGet(Box::new(MetaGet::new(k.clone()))),
+        Request::MetaSet(Box::new(MetaSet::new(k.clone(), v))),
+        Request::MetaDelete(Box::new(MetaDelete::new(k.clone()))),
+        Request::MetaArithmetic(Box::new(MetaArithmetic::new(k.clone()))),
         Request::MetaDebug { key: k.clone() },
     ]
 }

@@ -286,32 +286,32 @@ fn noreply(mut request: Request) -> Request {
 }
 
 fn mg(k: impl Into<KeyArg>, flags: MetaGetFlags) -> Request {
-    Request::MetaGet(MetaGet {
+    Request::MetaGet(Box::new(MetaGet {
         key: k.into().0,
         flags,
-    })
+    }))
 }
 
 fn ms(k: impl Into<KeyArg>, value: impl Into<Bytes>, flags: MetaSetFlags) -> Request {
-    Request::MetaSet(MetaSet {
+    Request::MetaSet(Box::new(MetaSet {
         key: k.into().0,
         value: value.into(),
         flags,
-    })
+    }))
 }
 
 fn md(k: impl Into<KeyArg>, flags: MetaDeleteFlags) -> Request {
-    Request::MetaDelete(MetaDelete {
+    Request::MetaDelete(Box::new(MetaDelete {
         key: k.into().0,
         flags,
-    })
+    }))
 }
 
 fn ma(k: impl Into<KeyArg>, flags: MetaArithmeticFlags) -> Request {
-    Request::MetaArithmetic(MetaArithmetic {
+    Request::MetaArithmetic(Box::new(MetaArithmetic {
         key: k.into().0,
         flags,
-    })
+    }))
 }
 
 /// A text key by name, or any `Key` (binary ones included).

@@ -178,10 +178,10 @@ fn twemproxy_carries_the_text_commands_it_supports_and_nothing_else() {
             noreply: false,
         },
         Request::Stats { args: None },
-        Request::MetaGet(mcache_proto::meta::request::MetaGet {
+        Request::MetaGet(Box::new(mcache_proto::meta::request::MetaGet {
             key: k.clone(),
             flags: MetaGetFlags::default(),
-        }),
+        })),
         Request::MetaNoop,
         Request::MetaDebug { key: k.clone() },
         // twemproxy reads a storage command's exptime as unsigned and hangs up on `-1`.
@@ -932,10 +932,12 @@ fn shapes(keys: &[String]) -> Vec<Request> {
     for k in keys.iter().take(3) {
         out.push(set(k));
         out.push(get(&[k]));
-        out.push(Request::MetaGet(mcache_proto::meta::request::MetaGet {
-            key: key(k),
-            flags: MetaGetFlags::default(),
-        }));
+        out.push(Request::MetaGet(Box::new(
+            mcache_proto::meta::request::MetaGet {
+                key: key(k),
+                flags: MetaGetFlags::default(),
+            },
+        )));
     }
     out
 }

@@ -277,7 +277,7 @@ fn stats_with_leading_spaces() {
 /// Fixed wire forms, as memcached writes and reads them.
 #[test]
 fn wire_examples() {
-    let mg = Request::MetaGet(MetaGet::new(Key::binary(b"foo").unwrap()));
+    let mg = Request::MetaGet(Box::new(MetaGet::new(Key::binary(b"foo").unwrap())));
     assert_eq!(encode_request(&mg), b"mg Zm9v b\r\n");
     let store = Request::Store(Store {
         command: StoreCommand::Cas(7),

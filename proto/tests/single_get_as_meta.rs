@@ -182,13 +182,13 @@ fn taking_a_meta_request_s_expectation_moves_its_key_and_expects_what_of_does() 
     use mcache_proto::{Expect, MetaGetFlags};
     // A key built from a `Vec`: cloning it would allocate, so `take` moves it.
     let key = Key::new(String::from("foo")).unwrap();
-    let request = Request::MetaGet(MetaGet {
+    let request = Request::MetaGet(Box::new(MetaGet {
         key,
         flags: MetaGetFlags {
             value: true,
             ..MetaGetFlags::default()
         },
-    });
+    }));
     assert_eq!(Expect::take(request.clone()), Expect::of(&request));
 }
 

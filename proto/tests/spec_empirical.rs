@@ -628,11 +628,11 @@ fn too_large_store(outcome: &Outcome) {
         value: value.clone(),
         noreply: true,
     });
-    let meta = Request::MetaSet(MetaSet {
+    let meta = Request::MetaSet(Box::new(MetaSet {
         key: key("big2"),
         value,
         flags: MetaSetFlags::default(),
-    });
+    }));
     for req in [text, meta] {
         let mut out = Vec::new();
         assert_eq!(

@@ -469,17 +469,17 @@ fn huge_header(request: &Request) -> Vec<u8> {
             }
             h.extend_from_slice(b"\r\n");
         }
-        Request::MetaGet(MetaGet { flags, .. }) => {
+        Request::MetaGet(m) => {
             h.extend_from_slice(b"VA 4000000000");
-            if let Some(o) = flags.opaque {
+            if let Some(o) = m.flags.opaque {
                 h.extend_from_slice(b" O");
                 h.extend_from_slice(o.as_bytes());
             }
             h.extend_from_slice(b"\r\n");
         }
-        Request::MetaArithmetic(MetaArithmetic { flags, .. }) => {
+        Request::MetaArithmetic(m) => {
             h.extend_from_slice(b"VA 4000000000");
-            if let Some(o) = flags.opaque {
+            if let Some(o) = m.flags.opaque {
                 h.extend_from_slice(b" O");
                 h.extend_from_slice(o.as_bytes());
             }

@@ -68,9 +68,15 @@ impl MetaGet {
     }
 
     pub(crate) fn encode(&self, buf: &mut impl BufMut) {
-        put_head(buf, b"mg", &self.key);
-        put_binary(buf, &self.key);
-        self.flags.encode(buf);
+        MetaGet::encode_parts(buf, &self.key, &self.flags);
+    }
+
+    /// `mg <key> <flags>*` from its parts (a connection sends a single-key `get` as one
+    /// without making a request of it).
+    pub(crate) fn encode_parts(buf: &mut impl BufMut, key: &Key, flags: &MetaGetFlags) {
+        put_head(buf, b"mg", key);
+        put_binary(buf, key);
+        flags.encode(buf);
         buf.put_slice(b"\r\n");
     }
 }
@@ -174,26 +180,26 @@ pub(crate) fn parse_keyed<'a>(
         b"mg" => {
             let mut flags = MetaGetFlags::default();
             let binary = parse_request_flags(tokens, |l, a| flags.parse(l, a))?;
-            crate::Request::MetaGet(MetaGet {
+            crate::Request::MetaGet(Box::new(MetaGet {
                 key: meta_key(key_token, binary)?,
                 flags,
-            })
+            }))
         }
         b"md" => {
             let mut flags = MetaDeleteFlags::default();
             let binary = parse_request_flags(tokens, |l, a| flags.parse(l, a))?;
-            crate::Request::MetaDelete(MetaDelete {
+            crate::Request::MetaDelete(Box::new(MetaDelete {
                 key: meta_key(key_token, binary)?,
                 flags,
-            })
+            }))
         }
         _ => {
             let mut flags = MetaArithmeticFlags::default();
             let binary = parse_request_flags(tokens, |l, a| flags.parse(l, a))?;
-            crate::Request::MetaArithmetic(MetaArithmetic {
+            crate::Request::MetaArithmetic(Box::new(MetaArithmetic {
                 key: meta_key(key_token, binary)?,
                 flags,
-            })
+            }))
         }
     })
 }

@@ -564,23 +564,23 @@ pub fn set(k: &str, flags: u32, exptime: i32, value: &[u8]) -> Request {
 }
 
 pub fn mg(k: Key, flags: MetaGetFlags) -> Request {
-    Request::MetaGet(MetaGet { key: k, flags })
+    Request::MetaGet(Box::new(MetaGet { key: k, flags }))
 }
 
 pub fn ms(k: Key, value: &[u8], flags: mcache_proto::MetaSetFlags) -> Request {
-    Request::MetaSet(MetaSet {
+    Request::MetaSet(Box::new(MetaSet {
         key: k,
         value: Bytes::copy_from_slice(value),
         flags,
-    })
+    }))
 }
 
 pub fn md(k: Key, flags: mcache_proto::MetaDeleteFlags) -> Request {
-    Request::MetaDelete(MetaDelete { key: k, flags })
+    Request::MetaDelete(Box::new(MetaDelete { key: k, flags }))
 }
 
 pub fn ma(k: Key, flags: mcache_proto::MetaArithmeticFlags) -> Request {
-    Request::MetaArithmetic(MetaArithmetic { key: k, flags })
+    Request::MetaArithmetic(Box::new(MetaArithmetic { key: k, flags }))
 }
 
 pub fn value(k: &str, flags: u32, cas: Option<u64>, data: &[u8]) -> Value {

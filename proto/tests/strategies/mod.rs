@@ -348,13 +348,13 @@ pub fn text_request() -> BoxedStrategy<Request> {
 pub fn meta_request() -> BoxedStrategy<Request> {
     prop_oneof![
         3 => (any_key(), meta_get_flags())
-            .prop_map(|(key, flags)| Request::MetaGet(MetaGet { key, flags })),
+            .prop_map(|(key, flags)| Request::MetaGet(Box::new(MetaGet { key, flags }))),
         3 => (any_key(), value_bytes(), meta_set_flags())
-            .prop_map(|(key, value, flags)| Request::MetaSet(MetaSet { key, value, flags })),
+            .prop_map(|(key, value, flags)| Request::MetaSet(Box::new(MetaSet { key, value, flags }))),
         2 => (any_key(), meta_delete_flags())
-            .prop_map(|(key, flags)| Request::MetaDelete(MetaDelete { key, flags })),
+            .prop_map(|(key, flags)| Request::MetaDelete(Box::new(MetaDelete { key, flags }))),
         2 => (any_key(), meta_arithmetic_flags())
-            .prop_map(|(key, flags)| Request::MetaArithmetic(MetaArithmetic { key, flags })),
+            .prop_map(|(key, flags)| Request::MetaArithmetic(Box::new(MetaArithmetic { key, flags }))),
         1 => Just(Request::MetaNoop),
         1 => any_key().prop_map(|key| Request::MetaDebug { key }),
     ]

@@ -26,6 +26,9 @@
 //! `E2E_MCACHE_CONNECTIONS=N` (environment, inherited by the worker processes): the mcache
 //! clients' connections for the concurrent scenarios, instead of the builder's default (1 on a
 //! current-thread runtime, 2 otherwise).
+//!
+//! `E2E_MCACHE_TIMEOUTS=off`: the mcache clients without a request or read timeout (the peers
+//! have none), to measure what enforcing them costs; the report's figures keep them on (5 s).
 
 mod peers;
 mod report;
@@ -197,10 +200,15 @@ fn mcache_scenarios(
     secs: Duration,
 ) -> Result<Vec<(Scenario, Measurement)>, BoxError> {
     let make = |n: Option<usize>| -> Result<Client, BoxError> {
+        let timeout = match std::env::var("E2E_MCACHE_TIMEOUTS").as_deref() {
+            Ok("off") => None,
+            _ => Some(Duration::from_secs(5)),
+        };
         let mut builder = rt
             .client()
             .server(addr)
-            .request_timeout(Some(Duration::from_secs(5)));
+            .request_timeout(timeout)
+            .read_timeout(timeout);
         if let Some(n) = n {
             builder = builder.connections(n);
         }

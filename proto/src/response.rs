@@ -155,9 +155,9 @@ pub enum Response {
     NoReply,
 }
 
-/// A reply as the decoder hands it to a [`Connection`](crate::Connection): a meta reply
-/// unboxed, so that one that a connection hands out as another reply (a single-key `get` sent
-/// as `mg`) allocates no box for it.
+/// A reply as the decoder hands it to a [`Connection`](crate::Connection), a meta reply not
+/// yet boxed: the reply of a single-key `get` sent as `mg` is handed out as `Values`, and needs
+/// no box.
 #[derive(Debug)]
 pub(crate) enum Decoded {
     /// Any reply but a meta one.

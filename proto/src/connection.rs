@@ -261,14 +261,6 @@ impl Connection {
             Request::MetaArithmetic(m) => m.flags.opaque.replace(opaque),
             _ => None,
         };
-        let is_meta = get_as_meta.is_some()
-            || matches!(
-                request,
-                Request::MetaGet(_)
-                    | Request::MetaSet(_)
-                    | Request::MetaDelete(_)
-                    | Request::MetaArithmetic(_)
-            );
         let start = self.queued;
         let before = self.out.len();
         // Bytes moved from `out` into `chunks`: what was queued before, this command line and
@@ -306,6 +298,11 @@ impl Connection {
             Some(_) => get_as_meta_expect(request, opaque),
             None => Expect::take(request),
         };
+        // A meta reply (to a meta request, or to a get sent as `mg`) must carry the opaque.
+        let opaque = match &expect {
+            Some(Expect::Meta { opaque, .. }) => *opaque,
+            _ => None,
+        };
         self.pending.push_back(Pending {
             id,
             start,
@@ -314,7 +311,7 @@ impl Connection {
             silent,
             command,
             data_block,
-            opaque: is_meta.then_some(opaque),
+            opaque,
             user_opaque,
             abandoned: false,
             get_as_meta,

@@ -114,8 +114,7 @@ impl Builder {
     /// before anything is sent.
     pub fn proxy(mut self, proxy: ProxyKind) -> Self {
         self.proxy = Some(proxy);
-        self.settings.connection.sync = proxy.sync_command();
-        self.settings.connection.single_get_as_meta &= proxy.carries_meta();
+        self.settings.for_proxy(proxy);
         self
     }
 
@@ -128,8 +127,7 @@ impl Builder {
     /// ([`ConnectionConfig::single_get_as_meta`](mcache_proto::ConnectionConfig::single_get_as_meta)).
     /// Turn it off for a server that speaks only the text protocol (memcached before 1.6).
     pub fn single_get_as_meta(mut self, on: bool) -> Self {
-        self.settings.connection.single_get_as_meta =
-            on && self.proxy.is_none_or(ProxyKind::carries_meta);
+        self.settings.single_get_as_meta(on, self.proxy);
         self
     }
 

@@ -1,6 +1,6 @@
 //! [`Settings`]: what every connection task of a client is configured with.
 
-use mcache_proto::{ConnectionConfig, Limits};
+use mcache_proto::{ConnectionConfig, Limits, ProxyKind};
 use std::time::Duration;
 
 /// Settings shared by a client's connection tasks (set through the [`Builder`](crate::Builder)).
@@ -43,6 +43,21 @@ impl Default for Settings {
             #[cfg(feature = "tls")]
             tls: None,
         }
+    }
+}
+
+impl Settings {
+    /// Adapts the connections to `proxy`: the command that closes a batch of silent requests,
+    /// and single-key gets sent as they are if it does not carry meta commands.
+    pub(crate) fn for_proxy(&mut self, proxy: ProxyKind) {
+        self.connection.sync = proxy.sync_command();
+        self.connection.single_get_as_meta &= proxy.carries_meta();
+    }
+
+    /// Sends single-key gets as `mg` if `on`, unless through a `proxy` that does not carry
+    /// meta commands (whichever of the two was set first).
+    pub(crate) fn single_get_as_meta(&mut self, on: bool, proxy: Option<ProxyKind>) {
+        self.connection.single_get_as_meta = on && proxy.is_none_or(ProxyKind::carries_meta);
     }
 }
 

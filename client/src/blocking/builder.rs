@@ -93,18 +93,14 @@ impl Builder {
     pub fn proxy(self, proxy: ProxyKind) -> Self {
         self.with(|b| {
             b.placement.proxy = Some(proxy);
-            b.settings.connection.sync = proxy.sync_command();
-            b.settings.connection.single_get_as_meta &= proxy.carries_meta();
+            b.settings.for_proxy(proxy);
         })
     }
 
     /// Whether a single-key `get` or `gets` goes out as `mg <key> f v`
     /// ([`crate::Builder::single_get_as_meta`]; default: yes, unless through twemproxy).
     pub fn single_get_as_meta(self, on: bool) -> Self {
-        self.with(|b| {
-            b.settings.connection.single_get_as_meta =
-                on && b.placement.proxy.is_none_or(ProxyKind::carries_meta);
-        })
+        self.with(|b| b.settings.single_get_as_meta(on, b.placement.proxy))
     }
 
     /// Connections per server at most (default 8). Each carries one caller at a time; they

@@ -282,11 +282,7 @@ async fn guarded(cache: &Cache<Client>, id: u32) -> u32 {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn registry_operations_respect_the_breaker() {
     let server = common::server();
-    let cache = Cache::builder(common::impatient_client(&server).await)
-        .namespace("test")
-        .circuit_breaker(2, Duration::from_secs(600))
-        .build()
-        .unwrap();
+    let cache = common::breaker_cache(&server, 2, Duration::from_secs(600)).await;
     assert_eq!(guarded(&cache, 1).await, 1);
     server.stop().unwrap();
     while !cache.is_bypassing() {
@@ -314,11 +310,7 @@ async fn registry_operations_respect_the_breaker() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_lookup_against_a_stopped_server_counts_two_failures_toward_the_breaker() {
     let server = common::server();
-    let cache = Cache::builder(common::impatient_client(&server).await)
-        .namespace("test")
-        .circuit_breaker(3, Duration::from_secs(600))
-        .build()
-        .unwrap();
+    let cache = common::breaker_cache(&server, 3, Duration::from_secs(600)).await;
     assert_eq!(guarded(&cache, 7).await, 7);
     server.stop().unwrap();
     assert_eq!(guarded(&cache, 7).await, 7);

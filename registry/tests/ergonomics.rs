@@ -227,11 +227,7 @@ async fn counted(cache: &Cache<Client>, id: u32) -> u32 {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn per_function_counters() {
     let server = common::server();
-    let cache = Cache::builder(common::impatient_client(&server).await)
-        .namespace("test")
-        .circuit_breaker(1, Duration::from_secs(600))
-        .build()
-        .unwrap();
+    let cache = common::breaker_cache(&server, 1, Duration::from_secs(600)).await;
     counted(&cache, 1).await;
     counted(&cache, 1).await;
     counted(&cache, 1).await;

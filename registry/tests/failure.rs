@@ -41,11 +41,7 @@ async fn until_cached(cache: &Cache<Client>, id: u32) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn memcached_stopped_or_killed_mid_test() {
     let server = common::server();
-    let cache = Cache::builder(common::impatient_client(&server).await)
-        .namespace("test")
-        .circuit_breaker(3, Duration::from_millis(200))
-        .build()
-        .unwrap();
+    let cache = common::breaker_cache(&server, 3, Duration::from_millis(200)).await;
     assert_eq!(lookup(&cache, 1).await, "row 1");
     assert_eq!(lookup(&cache, 1).await, "row 1");
     assert_eq!(runs(), 1);

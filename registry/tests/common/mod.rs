@@ -36,6 +36,16 @@ pub async fn builder(server: &Memcached) -> CacheBuilder<Client> {
     Cache::builder(client(server).await).namespace("test")
 }
 
+/// A cache over an [`impatient_client`], namespace `test`, whose circuit breaker opens after
+/// `failures` consecutive transport failures, for `cooldown`.
+pub async fn breaker_cache(server: &Memcached, failures: u32, cooldown: Duration) -> Cache<Client> {
+    Cache::builder(impatient_client(server).await)
+        .namespace("test")
+        .circuit_breaker(failures, cooldown)
+        .build()
+        .expect("valid namespace")
+}
+
 /// A cache with the default settings, namespace `test`.
 pub async fn cache(server: &Memcached) -> Cache<Client> {
     builder(server).await.build().expect("valid namespace")

@@ -479,8 +479,8 @@ pub(crate) fn take_block(
             found: Snippet::new(&buf[head + len..total]),
         });
     }
-    buf.advance(head);
-    let value = buf.split_to(len).freeze();
-    buf.advance(2);
-    Ok(Some(value))
+    let mut value = buf.split_to(total);
+    value.advance(head);
+    value.truncate(len);
+    Ok(Some(value.freeze()))
 }

@@ -10,7 +10,9 @@ use crate::error::{DecodeError, Snippet};
 use crate::key::Key;
 use crate::meta::flags::{MetaReturnFlags, Opaque};
 use crate::request::{take_block, Request};
-use crate::wire::{find_line, parse_len, parse_u32, parse_u64, put_u64, Limits, Tokens};
+use crate::wire::{
+    find_line, parse_len, parse_u32, parse_u64, put_u64, short_number, Limits, Tokens,
+};
 use bytes::{Buf, BufMut, Bytes, BytesMut};
 
 /// One item of a retrieval reply (`VALUE <key> <flags> <bytes> [<cas>]`).
@@ -675,6 +677,20 @@ impl ResponseDecoder {
         keys: &[Key],
         with_cas: bool,
     ) -> Result<(Value, usize, usize), DecodeError> {
+        match self.next_value_line(line, keys, with_cas) {
+            Some(head) => Ok(head),
+            None => self.any_value_line(line, keys, with_cas),
+        }
+    }
+
+    /// [`value_line`](Self::value_line) for any line: tokenized, the key looked for among
+    /// those not answered yet.
+    fn any_value_line(
+        &self,
+        line: &[u8],
+        keys: &[Key],
+        with_cas: bool,
+    ) -> Result<(Value, usize, usize), DecodeError> {
         let mut t = Tokens::new(line);
         if t.next() != Some(b"VALUE") {
             return Err(unexpected("VALUE or END", line));
@@ -709,6 +725,42 @@ impl ResponseDecoder {
             len,
             index,
         ))
+    }
+
+    /// [`value_line`](Self::value_line) for the common line: the next key asked for, single
+    /// spaces, every number short enough not to overflow. `None` for any other line, which the
+    /// general path then parses (to the same result, or to its error): a miss before this hit,
+    /// a number to check for overflow, extra spaces. A 100-key reply is mostly such lines, and
+    /// this path neither tokenizes nor searches the keys.
+    fn next_value_line(
+        &self,
+        line: &[u8],
+        keys: &[Key],
+        with_cas: bool,
+    ) -> Option<(Value, usize, usize)> {
+        let key = keys.get(self.next_key)?.wire();
+        let rest = line
+            .strip_prefix(b"VALUE ")?
+            .strip_prefix(key.as_ref())?
+            .strip_prefix(b" ")?;
+        let mut fields = rest.split(|&b| b == b' ');
+        let flags = u32::try_from(short_number(fields.next()?)?).ok()?;
+        let len = usize::try_from(short_number(fields.next()?)?).ok()?;
+        let cas = match (fields.next(), with_cas) {
+            (Some(c), true) => Some(short_number(c)?),
+            (None, false) => None,
+            _ => return None,
+        };
+        if fields.next().is_some() || len > self.limits.max_value_len {
+            return None;
+        }
+        let value = Value {
+            key: Key::placeholder(),
+            flags,
+            cas,
+            data: Bytes::new(),
+        };
+        Some((value, len, self.next_key))
     }
 
     /// One line of a stats reply: `Some` when the reply is complete.
@@ -947,6 +999,7 @@ impl Response {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::prelude::*;
     use std::mem::size_of;
 
     /// A reply is moved a dozen times on its way to its caller: it stays small (a meta reply,
@@ -958,6 +1011,93 @@ mod tests {
         let result = size_of::<Result<Response, crate::Error>>();
         assert!(result <= 72, "{result}");
         assert!(size_of::<MetaResponse>() > 128, "the box is needed");
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(2048))]
+        /// The fast path for a `VALUE` line agrees with the general one wherever it answers,
+        /// and answers exactly for the lines memcached writes (about one case in ten here).
+        #[test]
+        fn the_common_value_line_parses_as_any_other(
+            next in 0usize..4,
+            key_after_next in prop_oneof![3 => Just(0usize), 1 => 1usize..4],
+            flags in prop_oneof![
+                6 => (0u64..100).prop_map(|n| n.to_string()),
+                1 => Just("0000000000000000000042".to_string()),
+                1 => Just("4294967296".to_string()),
+                1 => Just("x1".to_string()),
+                1 => Just(String::new()),
+            ],
+            len in prop_oneof![
+                6 => (0u64..1_500_000).prop_map(|n| n.to_string()),
+                1 => Just("18446744073709551616".to_string()),
+            ],
+            cas in proptest::option::of(prop_oneof![
+                any::<u64>().prop_map(|n| n.to_string()),
+                Just("007".to_string()),
+            ]),
+            with_cas: bool,
+            spaces in prop_oneof![4 => Just(1usize), 1 => Just(2usize)],
+            tail in prop_oneof![4 => Just(""), 1 => Just(" "), 1 => Just(" x")],
+        ) {
+            let names = ["foo", "foobar", "fo", "bar"];
+            let keys: Vec<Key> = names.iter().map(|k| Key::new(k).unwrap()).collect();
+            let key = (next + key_after_next) % names.len();
+            let gap = " ".repeat(spaces);
+            let mut line = format!("VALUE{gap}{} {flags} {len}", names[key]);
+            if let Some(cas) = &cas {
+                line = format!("{line} {cas}");
+            }
+            line.push_str(tail);
+            let dec = ResponseDecoder {
+                next_key: next,
+                ..Default::default()
+            };
+            let fast = dec.next_value_line(line.as_bytes(), &keys, with_cas);
+            let any = dec.any_value_line(line.as_bytes(), &keys, with_cas);
+            if let Some((v, len, index)) = &fast {
+                let (w, any_len, any_index) = any.expect("the general path accepts it too");
+                prop_assert_eq!(
+                    (v.flags, v.cas, *len, *index),
+                    (w.flags, w.cas, any_len, any_index)
+                );
+            }
+            let common = spaces == 1
+                && tail.is_empty()
+                && key == next
+                && flags.len() < 20
+                && flags.parse::<u32>().is_ok()
+                && len
+                    .parse::<usize>()
+                    .is_ok_and(|n| n <= Limits::default().max_value_len)
+                && match &cas {
+                    Some(c) => with_cas && c.len() < 20,
+                    None => !with_cas,
+                };
+            prop_assert_eq!(fast.is_some(), common, "{}", line);
+        }
+    }
+
+    #[test]
+    fn a_value_line_as_memcached_writes_it_takes_the_fast_path() {
+        let keys = vec![Key::new("foo").unwrap(), Key::new("bar").unwrap()];
+        let mut dec = ResponseDecoder::default();
+        let (v, len, index) = dec.next_value_line(b"VALUE foo 5 3", &keys, false).unwrap();
+        assert_eq!((v.flags, v.cas, len, index), (5, None, 3, 0));
+        dec.next_key = 1;
+        let (v, len, index) = dec
+            .next_value_line(b"VALUE bar 0 10 77", &keys, true)
+            .unwrap();
+        assert_eq!((v.flags, v.cas, len, index), (0, Some(77), 10, 1));
+        // A miss before this hit is left to the general path.
+        dec.next_key = 0;
+        assert!(dec
+            .next_value_line(b"VALUE bar 0 10", &keys, false)
+            .is_none());
+        assert_eq!(
+            dec.value_line(b"VALUE bar 0 10", &keys, false).unwrap().2,
+            1
+        );
     }
 
     /// As a reply, a request is moved a dozen times on its way into a connection: at most

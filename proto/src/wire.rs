@@ -106,7 +106,8 @@ impl<'a> Iterator for Tokens<'a> {
     fn next(&mut self) -> Option<&'a [u8]> {
         let start = self.rest.iter().position(|&b| b != b' ')?;
         let rest = &self.rest[start..];
-        let end = memchr::memchr(b' ', rest).unwrap_or(rest.len());
+        // A plain loop: tokens are a few bytes, shorter than `memchr`'s set-up.
+        let end = rest.iter().position(|&b| b == b' ').unwrap_or(rest.len());
         self.rest = &rest[end..];
         Some(&rest[..end])
     }
@@ -132,6 +133,18 @@ pub(crate) fn parse_u64(field: &'static str, bytes: &[u8]) -> Result<u64, Decode
             .ok_or_else(bad)?;
     }
     Ok(n)
+}
+
+/// A decimal of 1 to 19 digits (so it cannot overflow a `u64`), without building an error:
+/// `None` for anything else, which [`parse_u64`] then judges. For the hot paths' common case.
+#[inline]
+pub(crate) fn short_number(bytes: &[u8]) -> Option<u64> {
+    if bytes.is_empty() || bytes.len() > 19 {
+        return None;
+    }
+    bytes.iter().try_fold(0u64, |n, &b| {
+        b.is_ascii_digit().then(|| n * 10 + u64::from(b - b'0'))
+    })
 }
 
 /// Parses an unsigned decimal that must fit a `u32`.

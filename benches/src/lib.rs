@@ -105,6 +105,34 @@ pub fn cpu_time() -> Duration {
     }
 }
 
+/// The memcached whose CPU time [`run_load`] and [`run_threads`] measure beside the client's
+/// (see [`watch_server`]).
+static SERVER_PID: std::sync::OnceLock<u32> = std::sync::OnceLock::new();
+
+/// From now on, measurements include the CPU time of the memcached process `pid` (a server on
+/// this machine): what each request costs the server, not only the client.
+pub fn watch_server(pid: u32) {
+    let _ = SERVER_PID.set(pid);
+}
+
+/// CPU time the watched memcached has used so far (every thread's, from
+/// `/proc/<pid>/task/*/schedstat`, in ns), or `None` if no server is watched or it cannot be
+/// read.
+pub fn server_cpu_time() -> Option<Duration> {
+    let pid = SERVER_PID.get()?;
+    let mut ns: u64 = 0;
+    for task in std::fs::read_dir(format!("/proc/{pid}/task")).ok()? {
+        let stat = std::fs::read_to_string(task.ok()?.path().join("schedstat")).ok()?;
+        ns += stat.split(' ').next()?.trim().parse::<u64>().ok()?;
+    }
+    Some(Duration::from_nanos(ns))
+}
+
+/// The watched server's CPU time since `start` (a [`server_cpu_time`] reading).
+pub fn server_cpu_since(start: Option<Duration>) -> Option<Duration> {
+    Some(server_cpu_time()?.saturating_sub(start?))
+}
+
 /// Peak resident set size of this process, in KiB.
 pub fn peak_rss_kib() -> u64 {
     use nix::sys::resource::{getrusage, UsageWho};
@@ -124,6 +152,8 @@ pub struct Measurement {
     pub wall: Duration,
     /// Client CPU time.
     pub cpu: Duration,
+    /// The server's CPU time meanwhile, when one is watched ([`watch_server`]).
+    pub server_cpu: Option<Duration>,
 }
 
 impl Measurement {
@@ -135,6 +165,11 @@ impl Measurement {
     /// Client CPU per operation, in microseconds.
     pub fn cpu_per_op_us(&self) -> f64 {
         self.cpu.as_secs_f64() * 1e6 / self.ops.max(1) as f64
+    }
+
+    /// The server's CPU time per operation, in µs, when it was measured.
+    pub fn server_cpu_per_op_us(&self) -> Option<f64> {
+        Some(self.server_cpu?.as_secs_f64() * 1e6 / self.ops.max(1) as f64)
     }
 }
 
@@ -154,6 +189,7 @@ where
     let stop = Arc::new(AtomicBool::new(false));
     let calls = Arc::new(AtomicU64::new(0));
     let cpu0 = cpu_time();
+    let server0 = server_cpu_time();
     let start = Instant::now();
     let handles: Vec<_> = (0..tasks as u64)
         .map(|t| {
@@ -197,6 +233,7 @@ where
         ops: calls.load(Ordering::Relaxed) * ops_per_call,
         wall,
         cpu,
+        server_cpu: server_cpu_since(server0),
     }
 }
 
@@ -209,6 +246,7 @@ where
     let stop = AtomicBool::new(false);
     let calls = AtomicU64::new(0);
     let cpu0 = cpu_time();
+    let server0 = server_cpu_time();
     let start = Instant::now();
     let units = std::thread::scope(|s| {
         let handles: Vec<_> = (0..threads)
@@ -239,5 +277,6 @@ where
         ops: calls.load(Ordering::Relaxed) * ops_per_call,
         wall,
         cpu: cpu_time().saturating_sub(cpu0),
+        server_cpu: server_cpu_since(server0),
     }
 }

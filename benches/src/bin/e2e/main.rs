@@ -16,8 +16,10 @@
 //! best figure of each cell. It writes one markdown report: machine, placement, throughput,
 //! client CPU per request, peak RSS, ratios of mcache-tokio against each peer, and the aims.
 //!
-//! `e2e --client NAME --server HOST:PORT [--only seq|get32|get256|multi100|big64k]` runs one
-//! client (or one scenario of it: for strace or perf) against a running memcached.
+//! `e2e --client NAME --server HOST:PORT [--server-pid PID] [--only
+//! seq|get32|get256|multi100|big64k]` runs one client (or one scenario of it: for strace or
+//! perf) against a running memcached; with `--server-pid` (the driver passes it) it also
+//! measures memcached's CPU time per request, from `/proc/PID/task/*/schedstat`.
 //!
 //! `--pin` puts the driver (so every client and memcaslap) and memcached on CPU 0: on virtual
 //! machines a cross-CPU wake-up costs far more than the work, so pinned figures measure the
@@ -29,6 +31,9 @@
 //!
 //! `E2E_MCACHE_TIMEOUTS=off`: the mcache clients without a request or read timeout (the peers
 //! have none), to measure what enforcing them costs; the report's figures keep them on (5 s).
+//!
+//! `E2E_MCACHE_SINGLE_GET_AS_META=off`: single-key gets go out as text `get`, not `mg` (the
+//! builder's default), to compare what each costs memcached.
 
 mod peers;
 mod report;
@@ -212,6 +217,9 @@ fn mcache_scenarios(
         if let Some(n) = n {
             builder = builder.connections(n);
         }
+        if std::env::var("E2E_MCACHE_SINGLE_GET_AS_META").as_deref() == Ok("off") {
+            builder = builder.single_get_as_meta(false);
+        }
         rt.block_on(builder.build()).map_err(BoxError::from)
     };
     let mut out = Vec::new();
@@ -286,6 +294,7 @@ fn raw_sequential(addr: &str, secs: Duration) -> std::io::Result<Measurement> {
     let mut conn = Connection::default();
     let mut buf = vec![0u8; 64 * 1024];
     let cpu0 = mcache_benches::cpu_time();
+    let server0 = mcache_benches::server_cpu_time();
     let start = Instant::now();
     let mut ops = 0u64;
     let mut i = 0u64;
@@ -330,6 +339,7 @@ fn raw_sequential(addr: &str, secs: Duration) -> std::io::Result<Measurement> {
         ops,
         wall: start.elapsed(),
         cpu: mcache_benches::cpu_time().saturating_sub(cpu0),
+        server_cpu: mcache_benches::server_cpu_since(server0),
     })
 }
 
@@ -341,7 +351,8 @@ fn pin_self() -> Result<(), BoxError> {
 }
 
 /// `--client NAME`: runs one client's scenarios and prints one line per measurement
-/// (`row <scenario> <units> <ops> <wall ns> <cpu ns>`), then `rss <KiB>`.
+/// (`row <scenario> <units> <ops> <wall ns> <cpu ns> <memcached cpu ns or ->`), then
+/// `rss <KiB>`.
 fn worker(client: &str, addr: &str, secs: Duration, pin: bool) -> Result<(), BoxError> {
     if pin {
         pin_self()?;
@@ -373,12 +384,14 @@ fn worker(client: &str, addr: &str, secs: Duration, pin: bool) -> Result<(), Box
         }
         writeln!(
             out,
-            "row {} {} {} {} {}",
+            "row {} {} {} {} {} {}",
             s.id(),
             m.units,
             m.ops,
             m.wall.as_nanos(),
-            m.cpu.as_nanos()
+            m.cpu.as_nanos(),
+            m.server_cpu
+                .map_or("-".to_string(), |d| d.as_nanos().to_string())
         )?;
     }
     writeln!(out, "rss {}", mcache_benches::peak_rss_kib())?;
@@ -399,7 +412,7 @@ fn parse_worker(text: &str) -> Result<ClientRun, BoxError> {
     for line in text.lines() {
         let f: Vec<&str> = line.split_whitespace().collect();
         match f.as_slice() {
-            ["row", id, units, ops, wall, cpu] => {
+            ["row", id, units, ops, wall, cpu, server_cpu] => {
                 let s = Scenario::from_id(id).ok_or("unknown scenario")?;
                 run.rows.push((
                     s,
@@ -408,6 +421,7 @@ fn parse_worker(text: &str) -> Result<ClientRun, BoxError> {
                         ops: ops.parse()?,
                         wall: Duration::from_nanos(wall.parse()?),
                         cpu: Duration::from_nanos(cpu.parse()?),
+                        server_cpu: server_cpu.parse().ok().map(Duration::from_nanos),
                     },
                 ));
             }
@@ -418,10 +432,17 @@ fn parse_worker(text: &str) -> Result<ClientRun, BoxError> {
     Ok(run)
 }
 
-fn run_worker(client: &str, addr: &str, secs: Duration, pin: bool) -> Result<ClientRun, BoxError> {
+fn run_worker(
+    client: &str,
+    addr: &str,
+    server_pid: u32,
+    secs: Duration,
+    pin: bool,
+) -> Result<ClientRun, BoxError> {
     let mut cmd = std::process::Command::new(std::env::current_exe()?);
     cmd.args(["--client", client, "--server", addr, "--seconds"])
         .arg(secs.as_secs().to_string())
+        .args(["--server-pid", &server_pid.to_string()])
         .args(["--shape", workload::shape().id()])
         .stderr(std::process::Stdio::inherit());
     if pin {
@@ -440,6 +461,8 @@ pub(crate) struct Caslap {
     pub(crate) hits_per_s: f64,
     /// Client CPU per request (a multi-get counts once).
     pub(crate) cpu_per_req_us: f64,
+    /// memcached's CPU per request meanwhile.
+    pub(crate) server_cpu_per_req_us: Option<f64>,
 }
 
 fn children_cpu() -> Duration {
@@ -478,8 +501,10 @@ fn memcaslap(addr: &str, division: u32, secs: Duration, pin: bool) -> Option<Cas
         .arg(division.to_string())
         .arg(format!("-t{}s", secs.as_secs().max(1)));
     let cpu0 = children_cpu();
+    let server0 = mcache_benches::server_cpu_time();
     let out = cmd.output();
     let cpu = children_cpu().saturating_sub(cpu0);
+    let server_cpu = mcache_benches::server_cpu_since(server0);
     let _ = std::fs::remove_file(&cfg);
     let out = out.ok()?;
     let text = String::from_utf8_lossy(&out.stdout);
@@ -497,6 +522,7 @@ fn memcaslap(addr: &str, division: u32, secs: Duration, pin: bool) -> Option<Cas
     Some(Caslap {
         hits_per_s: (gets - misses) / run_time,
         cpu_per_req_us: cpu.as_secs_f64() * 1e6 / requests.max(1.0),
+        server_cpu_per_req_us: server_cpu.map(|d| d.as_secs_f64() * 1e6 / requests.max(1.0)),
     })
 }
 
@@ -521,6 +547,7 @@ fn driver(args: DriverArgs) -> Result<(), BoxError> {
             return Err("taskset on memcached failed".into());
         }
     }
+    mcache_benches::watch_server(server.pid());
     let addr = server.host_port_string();
     eprintln!(
         "memcached on {addr} (-t 1), {} s per scenario, {} run(s), {}",
@@ -542,7 +569,7 @@ fn driver(args: DriverArgs) -> Result<(), BoxError> {
         }
         for c in order {
             eprintln!("run {run}/{}: {}", args.runs, c.id);
-            match run_worker(c.id, &addr, args.secs, args.pin) {
+            match run_worker(c.id, &addr, server.pid(), args.secs, args.pin) {
                 Ok(r) => results.add(c.id, r),
                 Err(e) => {
                     eprintln!("  {} failed: {e}", c.id);
@@ -589,6 +616,9 @@ fn main() -> Result<(), BoxError> {
             "--out" => out_file = Some(args.next().ok_or("--out FILE")?),
             "--client" => client = Some(args.next().ok_or("--client NAME")?),
             "--server" => server = Some(args.next().ok_or("--server HOST:PORT")?),
+            "--server-pid" => {
+                mcache_benches::watch_server(args.next().ok_or("--server-pid PID")?.parse()?)
+            }
             "--only" => {
                 let id = args.next().ok_or("--only SCENARIO")?;
                 let s = Scenario::from_id(&id).ok_or_else(|| format!("unknown scenario {id}"))?;

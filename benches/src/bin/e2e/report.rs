@@ -21,6 +21,13 @@ pub(crate) struct Results {
 pub(crate) struct Best {
     rate: f64,
     cpu_us: f64,
+    /// memcached's CPU per request, the lowest of the runs (when measured).
+    server_us: Option<f64>,
+}
+
+/// The lowest of some figures, `None` if there are none.
+fn lowest(figures: impl Iterator<Item = Option<f64>>) -> Option<f64> {
+    figures.flatten().reduce(f64::min)
 }
 
 impl Results {
@@ -47,6 +54,7 @@ impl Results {
                 .iter()
                 .map(Measurement::cpu_per_op_us)
                 .fold(f64::INFINITY, f64::min),
+            server_us: lowest(ms.iter().map(Measurement::server_cpu_per_op_us)),
         })
     }
 
@@ -58,6 +66,7 @@ impl Results {
                 .iter()
                 .map(|c| c.cpu_per_req_us)
                 .fold(f64::INFINITY, f64::min),
+            server_us: lowest(cs.iter().map(|c| c.server_cpu_per_req_us)),
         })
     }
 
@@ -235,6 +244,28 @@ pub(crate) fn markdown(
         let _ = write!(md, " {cell} |");
     }
     let _ = writeln!(md, " — |");
+    let _ = writeln!(
+        md,
+        "\nmemcached's CPU per request while each client ran (µs, all its threads, from \
+         `/proc/<pid>/task/*/schedstat`): what a request costs the server, which bounds the \
+         throughput when memcached's one worker thread is busy all the time:\n"
+    );
+    header(&mut md, "scenario");
+    for s in Scenario::ALL {
+        let _ = write!(md, "| {} |", s.label());
+        let fmt = |b: Option<Best>| {
+            b.and_then(|b| b.server_us)
+                .map_or("—".to_string(), |us| format!("{us:.2}"))
+        };
+        for c in clients {
+            let _ = write!(md, " {} |", fmt(r.best(c.id, s)));
+        }
+        let cell = match s {
+            Scenario::Get32 | Scenario::Multi100 => fmt(r.best_caslap(s)),
+            _ => "—".into(),
+        };
+        let _ = writeln!(md, " {cell} |");
+    }
     let _ = writeln!(
         md,
         "\n¹ `memcaslap -T 1 -c 32 -F cfg` (`-d 100` for multi-gets), cfg: 16-byte keys (its \

@@ -155,6 +155,12 @@ impl KeyNames {
 
     /// Lines up values with the keys asked for: hits come back in the order asked.
     fn align(&self, values: Vec<Value>) -> Vec<Option<Value>> {
+        // Every key hit: the decoder takes a value only for a key asked for and after the
+        // one before it, so the values are the keys' in order (checked in debug builds).
+        if values.len() == self.ends.len() {
+            debug_assert!(values.iter().zip(self.iter()).all(|(v, k)| v.key.wire() == k));
+            return values.into_iter().map(Some).collect();
+        }
         let mut out = Vec::with_capacity(self.ends.len());
         let mut values = values.into_iter().peekable();
         for k in self.iter() {

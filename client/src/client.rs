@@ -371,15 +371,14 @@ impl Client {
             reply,
             deadline,
         };
-        let cmd = match conn.driver.offer(cmd) {
-            Offer::Inline { defer } => {
+        let cmd = match conn.driver.offer(cmd, self.pin.is_some()) {
+            Offer::Inline => {
                 // A pinned handle's requests are meant to travel together: let the others
                 // queue first, so that one write carries them all.
-                let defer = defer || self.pin.is_some();
                 return Ok(Queued::Inline(InlineReply {
                     rx,
                     driver: &conn.driver,
-                    defer,
+                    defer: self.pin.is_some(),
                     settled: false,
                 }));
             }

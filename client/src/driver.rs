@@ -26,7 +26,8 @@
 //! read interest back to it ([`Shared::settle`]). Under pipelined load callers put their
 //! requests in the task's queue under the same lock (no channel message to allocate and copy),
 //! or through the channel when the driver is held right now, and the task writes many requests
-//! at once.
+//! at once. A connection that the last read left idle after answering several callers counts
+//! as loaded: those callers are about to send again, and go to the task together.
 
 use crate::connect::connect;
 use crate::endpoint::Endpoint;
@@ -426,24 +427,28 @@ impl Driver {
 
     /// Puts `cmd` into the connection if it is idle (up, nothing queued, nothing in flight,
     /// nothing left to write) and the task has run, else into the task's queue
-    /// ([`Driver::queue_for_task`]). `defer` when the caller should let other callers run
-    /// before it writes: the last read completed several replies, so their callers are about
-    /// to send too, and one write can carry all.
-    fn offer(&mut self, cmd: Command) -> Offer {
+    /// ([`Driver::queue_for_task`]).
+    ///
+    /// Also into the task's queue when the last read completed several replies (unless `cmd`
+    /// opens a pinned handle's `batch`, whose caller waits for its own requests): their
+    /// callers are about to send again, and the task writes after them, one write for all;
+    /// the first of them, driving inline, would write its request alone, ahead of the others
+    /// (on async-std's executor that split each round of 32 callers into several writes).
+    fn offer(&mut self, cmd: Command, batch: bool) -> Offer {
         let Link::Up(s) = &mut self.link else {
             return self.queue_for_task(cmd);
         };
         let idle = self.queue.is_empty() && s.conn.in_flight() == 0 && s.out.is_empty();
-        if !idle || self.task.is_none() || s.conn.poisoned().is_some() {
+        let answered_together = s.last_delivered > 1 && !batch;
+        if !idle || answered_together || self.task.is_none() || s.conn.poisoned().is_some() {
             return self.queue_for_task(cmd);
         }
         match s.conn.send(cmd.request) {
             Ok(id) => s.waiters.push(id, cmd.deadline, cmd.reply),
             Err(e) => cmd.reply.send(Err(e)),
         }
-        let defer = s.last_delivered > 1;
         self.ensure_timer();
-        Offer::Inline { defer }
+        Offer::Inline
     }
 
     /// Puts `cmd` in the task's queue and wakes the task, as the channel would, minus the
@@ -553,8 +558,8 @@ impl Driver {
               (large only with some features, so not an `expect`)"
 )]
 pub(crate) enum Offer {
-    /// It is in the connection; the caller drives it (after yielding once if `defer`).
-    Inline { defer: bool },
+    /// It is in the connection; the caller drives it.
+    Inline,
     /// The connection is busy or not up: it is in the task's queue, and the task was woken.
     Queued,
     /// The driver is held right now (or the task is finishing): send it through the task's
@@ -626,10 +631,11 @@ impl Shared {
     }
 
     /// Puts `cmd` straight into an idle connection (see [`Driver::offer`]), or else into
-    /// the task's queue; gives it back when the driver is held right now.
-    pub(crate) fn offer(&self, cmd: Command) -> Offer {
+    /// the task's queue; gives it back when the driver is held right now. `batch`: `cmd` is a
+    /// pinned handle's, sent together with others of the same caller.
+    pub(crate) fn offer(&self, cmd: Command, batch: bool) -> Offer {
         match self.try_lock() {
-            Some(mut d) => d.offer(cmd),
+            Some(mut d) => d.offer(cmd, batch),
             None => Offer::Declined(cmd),
         }
     }

@@ -551,6 +551,17 @@ impl InlineRig {
         Pin::new(&mut self.task).poll(&mut Context::from_waker(&waker))
     }
 
+    /// A `get` of `key` with a slot and no deadline, and its reply channel.
+    fn command(&self, key: &str) -> (Command, Rx) {
+        let (reply, rx) = Reply::new(self.slots.try_acquire_arc().unwrap());
+        let cmd = Command {
+            request: get(key),
+            reply,
+            deadline: None,
+        };
+        (cmd, rx)
+    }
+
     /// Puts `request` into the connection inline (it must be idle); its reply channel.
     fn inline(&self, request: Request, timeout: Duration) -> Rx {
         let (reply, rx) = Reply::new(self.slots.try_acquire_arc().unwrap());
@@ -561,7 +572,7 @@ impl InlineRig {
             deadline,
         };
         assert!(
-            matches!(self.shared.offer(cmd), Offer::Inline { .. }),
+            matches!(self.shared.offer(cmd, false), Offer::Inline),
             "the connection was idle"
         );
         rx
@@ -738,12 +749,12 @@ fn a_busy_connection_queues_for_the_task_and_a_held_one_declines() {
     // task is woken to write it.
     let (b, mut b_rx) = command("b");
     let wakes = r.task_wakes.count();
-    assert!(matches!(r.shared.offer(b), Offer::Queued));
+    assert!(matches!(r.shared.offer(b, false), Offer::Queued));
     assert_eq!(r.task_wakes.count(), wakes + 1, "the task is woken");
     // The driver held (by the task, or another caller): the caller is told to use the channel.
     let (c, _c_rx) = command("c");
     let held = r.shared.try_lock().unwrap();
-    assert!(matches!(r.shared.offer(c), Offer::Declined(_)));
+    assert!(matches!(r.shared.offer(c, false), Offer::Declined(_)));
     drop(held);
     // Whoever drives next writes the queue: here the inline caller, in the same write.
     assert!(r.drive(&caller, &mut first).is_none());
@@ -843,6 +854,73 @@ fn a_large_value_is_read_into_room_sized_from_its_header_in_one_read() {
     let offered = server.take_offered();
     assert!(offered[0] >= wire.len(), "offered {offered:?}");
     assert_eq!(value_of(reply(&mut rx)), value);
+}
+
+/// An inline rig whose last read answered three callers: the first inline, two queued behind
+/// it and written with it.
+fn three_answered_at_once(server: &MemStream) -> InlineRig {
+    let r = InlineRig::new(server);
+    let caller = Arc::new(Counting::default());
+    let mut a = r.inline(get("a"), SECOND);
+    let mut queued: Vec<Rx> = ["b", "c"]
+        .iter()
+        .map(|k| {
+            let (cmd, rx) = r.command(k);
+            assert!(matches!(r.shared.offer(cmd, false), Offer::Queued));
+            rx
+        })
+        .collect();
+    assert!(r.drive(&caller, &mut a).is_none());
+    assert_eq!(server.take_written(), b"get a\r\nget b\r\nget c\r\n");
+    server.send(b"END\r\nEND\r\nEND\r\n");
+    assert!(matches!(
+        r.drive(&caller, &mut a),
+        Some(Ok(Response::Values(_)))
+    ));
+    for rx in &mut queued {
+        assert!(matches!(reply(rx), Some(Ok(Response::Values(_)))));
+    }
+    r
+}
+
+#[test]
+fn after_a_read_that_answered_several_callers_the_next_request_goes_to_the_task_not_inline() {
+    let server = MemStream::new();
+    let mut r = three_answered_at_once(&server);
+    // The connection is idle, but its three callers are about to send again: the first of
+    // them does not write alone ahead of the others, it queues for the task...
+    let (d, _d) = r.command("d");
+    assert!(matches!(r.shared.offer(d, false), Offer::Queued));
+    assert!(r.poll_task().is_pending());
+    assert!(server.take_written().is_empty(), "the task waits one turn");
+    let (e, _e) = r.command("e");
+    assert!(matches!(r.shared.offer(e, false), Offer::Queued));
+    let (f, _f) = r.command("f");
+    assert!(matches!(r.shared.offer(f, false), Offer::Queued));
+    // ...whose one write carries all three.
+    let writes = server.writes();
+    assert!(r.poll_task().is_pending());
+    assert_eq!(server.take_written(), b"get d\r\nget e\r\nget f\r\n");
+    assert_eq!(server.writes(), writes + 1);
+
+    // A read that answers one caller makes the connection a lone caller's again: inline.
+    server.send(b"END\r\nEND\r\n");
+    assert!(r.poll_task().is_pending());
+    server.send(b"END\r\n");
+    assert!(r.poll_task().is_pending());
+    let caller = Arc::new(Counting::default());
+    let mut g = r.inline(get("g"), SECOND);
+    assert!(r.drive(&caller, &mut g).is_none());
+    assert_eq!(server.take_written(), b"get g\r\n", "written by the caller");
+}
+
+#[test]
+fn a_pinned_batch_goes_inline_even_after_a_read_that_answered_several_callers() {
+    let server = MemStream::new();
+    let r = three_answered_at_once(&server);
+    // A pinned handle's caller waits for its own requests (it yields once before driving).
+    let (d, _d) = r.command("d");
+    assert!(matches!(r.shared.offer(d, true), Offer::Inline));
 }
 
 fn reply_is_pending(rx: &mut Rx) -> bool {

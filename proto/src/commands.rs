@@ -158,7 +158,10 @@ impl KeyNames {
         // Every key hit: the decoder takes a value only for a key asked for and after the
         // one before it, so the values are the keys' in order (checked in debug builds).
         if values.len() == self.ends.len() {
-            debug_assert!(values.iter().zip(self.iter()).all(|(v, k)| v.key.wire() == k));
+            debug_assert!(values
+                .iter()
+                .zip(self.iter())
+                .all(|(v, k)| v.key.wire() == k));
             return values.into_iter().map(Some).collect();
         }
         let mut out = Vec::with_capacity(self.ends.len());

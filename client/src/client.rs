@@ -101,8 +101,8 @@ enum Queued<'a> {
 struct InlineReply<'a> {
     rx: ReplyReceiver,
     driver: &'a Shared,
-    /// Let the other callers woken with this one run first, so that one write carries all
-    /// their requests.
+    /// A pinned handle's request: let the handle's other requests queue first (yield once),
+    /// so that one write carries them all.
     defer: bool,
     /// The connection went back to its task already (the reply came from this caller's own
     /// read).
@@ -373,8 +373,6 @@ impl Client {
         };
         let cmd = match conn.driver.offer(cmd, self.pin.is_some()) {
             Offer::Inline => {
-                // A pinned handle's requests are meant to travel together: let the others
-                // queue first, so that one write carries them all.
                 return Ok(Queued::Inline(InlineReply {
                     rx,
                     driver: &conn.driver,

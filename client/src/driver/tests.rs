@@ -736,23 +736,14 @@ fn a_busy_connection_queues_for_the_task_and_a_held_one_declines() {
     let mut r = InlineRig::new(&server);
     let caller = Arc::new(Counting::default());
     let mut first = r.inline(get("a"), SECOND);
-    let command = |key: &str| {
-        let (reply, rx) = Reply::new(r.slots.try_acquire_arc().unwrap());
-        let cmd = Command {
-            request: get(key),
-            reply,
-            deadline: None,
-        };
-        (cmd, rx)
-    };
     // A request is in flight: the next goes to the task's queue, not the channel, and the
     // task is woken to write it.
-    let (b, mut b_rx) = command("b");
+    let (b, mut b_rx) = r.command("b");
     let wakes = r.task_wakes.count();
     assert!(matches!(r.shared.offer(b, false), Offer::Queued));
     assert_eq!(r.task_wakes.count(), wakes + 1, "the task is woken");
     // The driver held (by the task, or another caller): the caller is told to use the channel.
-    let (c, _c_rx) = command("c");
+    let (c, _c_rx) = r.command("c");
     let held = r.shared.try_lock().unwrap();
     assert!(matches!(r.shared.offer(c, false), Offer::Declined(_)));
     drop(held);

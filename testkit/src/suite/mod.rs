@@ -8,9 +8,10 @@
 //! on async-std and on smol.
 //!
 //! An adapter's test file implements [`Harness`] and expands [`suite_tests!`](crate::suite_tests)
-//! (one `#[test]` per case) and, with TLS, [`tls_suite_tests!`](crate::tls_suite_tests):
+//! (one `#[test]` per case) and, with TLS, [`tls_suite_tests!`](crate::tls_suite_tests), as
+//! `client-tokio/tests/suite.rs` does (where it is compiled and run):
 //!
-//! ```ignore
+//! ```text
 //! struct Tokio;
 //! impl mcache_testkit::suite::Harness for Tokio { /* NAME, runtime, connect, block_on */ }
 //! mcache_testkit::suite_tests!(Tokio);
@@ -371,8 +372,8 @@ pub(crate) async fn traffic<H: Harness>(c: &Client, prefix: &str) {
 
 /// Expands to one `#[test]` per case of the suite (TLS cases aside) for the [`Harness`] `$h`.
 ///
-/// ```ignore
-/// mcache_testkit::suite_tests!(Tokio);
+/// ```text
+/// mcache_testkit::suite_tests!(Tokio); // client-tokio/tests/suite.rs
 /// ```
 #[macro_export]
 macro_rules! suite_tests {
@@ -415,8 +416,8 @@ macro_rules! suite_tests {
 /// Expands to one `#[test]` per hostile-server case (the fault-injection server of
 /// [`crate::faulty`]) for the [`Harness`] `$h`.
 ///
-/// ```ignore
-/// mcache_testkit::hostile_suite_tests!(Tokio);
+/// ```text
+/// mcache_testkit::hostile_suite_tests!(Tokio); // client-tokio/tests/faults.rs
 /// ```
 #[macro_export]
 macro_rules! hostile_suite_tests {
@@ -440,8 +441,8 @@ macro_rules! hostile_suite_tests {
 /// Expands to one `#[test]` per server-pool and twemproxy case for the [`Harness`] `$h`
 /// (several memcached processes; the twemproxy cases also start `nutcracker`).
 ///
-/// ```ignore
-/// mcache_testkit::pool_suite_tests!(Tokio);
+/// ```text
+/// mcache_testkit::pool_suite_tests!(Tokio); // client-tokio/tests/suite.rs
 /// ```
 #[macro_export]
 macro_rules! pool_suite_tests {

@@ -89,7 +89,7 @@ fn retrieve(command: RetrieveCommand, keys: &[&str]) -> Res<Request> {
 fn mg(key: &str, flags: MetaGetFlags) -> Res<Request> {
     let mut mg = MetaGet::new(Key::new(key)?);
     mg.flags = flags;
-    Ok(Request::MetaGet(Box::new(mg)))
+    Ok(mg.into())
 }
 
 fn main() -> Res<()> {

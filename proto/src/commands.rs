@@ -480,10 +480,7 @@ pub fn stats(args: Option<&str>) -> Call<Vec<Stat>> {
 /// `mg`: meta get with typed flags.
 pub fn meta_get(key: impl AsKey, flags: MetaGetFlags) -> Result<Call<MetaResponse>, Error> {
     let key = key.into_key()?;
-    Ok(Call::new(
-        Request::MetaGet(Box::new(MetaGet { key, flags })),
-        |r| meta("mg", r),
-    ))
+    Ok(Call::new(MetaGet { key, flags }.into(), |r| meta("mg", r)))
 }
 
 /// `ms`: meta set with typed flags.
@@ -493,19 +490,17 @@ pub fn meta_set(
     flags: MetaSetFlags,
 ) -> Result<Call<MetaResponse>, Error> {
     let (key, value) = (key.into_key()?, value.into());
-    Ok(Call::new(
-        Request::MetaSet(Box::new(MetaSet { key, value, flags })),
-        |r| meta("ms", r),
-    ))
+    Ok(Call::new(MetaSet { key, value, flags }.into(), |r| {
+        meta("ms", r)
+    }))
 }
 
 /// `md`: meta delete with typed flags.
 pub fn meta_delete(key: impl AsKey, flags: MetaDeleteFlags) -> Result<Call<MetaResponse>, Error> {
     let key = key.into_key()?;
-    Ok(Call::new(
-        Request::MetaDelete(Box::new(MetaDelete { key, flags })),
-        |r| meta("md", r),
-    ))
+    Ok(Call::new(MetaDelete { key, flags }.into(), |r| {
+        meta("md", r)
+    }))
 }
 
 /// `ma`: meta arithmetic with typed flags.
@@ -514,7 +509,7 @@ pub fn meta_arithmetic(
     flags: MetaArithmeticFlags,
 ) -> Result<Call<MetaResponse>, Error> {
     let key = key.into_key()?;
-    let request = Request::MetaArithmetic(Box::new(MetaArithmetic { key, flags }));
+    let request = MetaArithmetic { key, flags }.into();
     Ok(Call::new(request, |r| meta("ma", r)))
 }
 

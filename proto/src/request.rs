@@ -341,11 +341,7 @@ impl Request {
                 let Some(value) = take_block(buf, head, len)? else {
                     return Ok(None);
                 };
-                return Ok(Some(Request::MetaSet(Box::new(MetaSet {
-                    key,
-                    value,
-                    flags,
-                }))));
+                return Ok(Some(MetaSet { key, value, flags }.into()));
             }
             b"get" | b"gets" | b"gat" | b"gats" => {
                 let (command, keys) = match name {

@@ -180,26 +180,29 @@ pub(crate) fn parse_keyed<'a>(
         b"mg" => {
             let mut flags = MetaGetFlags::default();
             let binary = parse_request_flags(tokens, |l, a| flags.parse(l, a))?;
-            crate::Request::MetaGet(Box::new(MetaGet {
+            MetaGet {
                 key: meta_key(key_token, binary)?,
                 flags,
-            }))
+            }
+            .into()
         }
         b"md" => {
             let mut flags = MetaDeleteFlags::default();
             let binary = parse_request_flags(tokens, |l, a| flags.parse(l, a))?;
-            crate::Request::MetaDelete(Box::new(MetaDelete {
+            MetaDelete {
                 key: meta_key(key_token, binary)?,
                 flags,
-            }))
+            }
+            .into()
         }
         _ => {
             let mut flags = MetaArithmeticFlags::default();
             let binary = parse_request_flags(tokens, |l, a| flags.parse(l, a))?;
-            crate::Request::MetaArithmetic(Box::new(MetaArithmetic {
+            MetaArithmetic {
                 key: meta_key(key_token, binary)?,
                 flags,
-            }))
+            }
+            .into()
         }
     })
 }

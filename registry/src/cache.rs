@@ -5,6 +5,7 @@
 //! namespace, the settings, the circuit breaker, the in-process flights and the per-function
 //! counters; memoization lives in `memoize.rs` and generations in `invalidate.rs`.
 
+use crate::by_function::GenerationKeys;
 use crate::codec::{self, Codec, Encoded, Stamp};
 use crate::error::Error;
 use crate::flight::Flights;
@@ -120,6 +121,8 @@ pub(crate) struct Inner<C> {
     pub(crate) breaker: Breaker,
     pub(crate) flights: Flights,
     pub(crate) namespace_generation: Key,
+    /// The generation counter key of each function called through this cache.
+    pub(crate) generation_keys: GenerationKeys,
     pub(crate) stats: Stats,
 }
 
@@ -355,6 +358,7 @@ impl<C: Backend> Cache<C> {
                 config,
                 breaker,
                 flights: Flights::default(),
+                generation_keys: GenerationKeys::default(),
                 stats: Stats::default(),
             }),
         }

@@ -9,7 +9,7 @@
 use crate::codec::Encoded;
 use event_listener::Event;
 use mcache_proto::Key;
-use std::collections::HashMap;
+use std::collections::hash_map::{Entry, HashMap};
 use std::sync::{Arc, Mutex};
 
 /// The flights of one cache handle, by key.
@@ -57,16 +57,14 @@ impl Flights {
     }
 
     /// Leads the flight for `key`, or follows the one already running.
-    pub(crate) fn join(&self, key: &Key) -> Role<'_> {
-        let mut map = self.lock();
-        if let Some(f) = map.get(key) {
-            return Role::Follower(f.clone());
-        }
-        let flight = Arc::new(Flight::default());
-        map.insert(key.clone(), flight.clone());
+    pub(crate) fn join<'a>(&'a self, key: &'a Key) -> Role<'a> {
+        let flight = match self.lock().entry(key.clone()) {
+            Entry::Occupied(running) => return Role::Follower(running.get().clone()),
+            Entry::Vacant(slot) => slot.insert(Arc::default()).clone(),
+        };
         Role::Leader(Leader {
             flights: self,
-            key: key.clone(),
+            key,
             flight,
             finished: false,
         })
@@ -85,8 +83,12 @@ impl Flights {
 
     fn remove_if_current(&self, key: &Key, flight: &Arc<Flight>) {
         let mut map = self.lock();
-        if map.get(key).is_some_and(|f| Arc::ptr_eq(f, flight)) {
-            map.remove(key);
+        // One lookup when the flight is the current one, as it is unless `key` was detached
+        // and a new flight started; that one is put back.
+        if let Some(current) = map.remove(key) {
+            if !Arc::ptr_eq(&current, flight) {
+                map.insert(key.clone(), current);
+            }
         }
     }
 }
@@ -125,7 +127,7 @@ impl Flight {
 /// The leader's side of a flight. Dropping it unfinished abandons the flight.
 pub(crate) struct Leader<'a> {
     flights: &'a Flights,
-    key: Key,
+    key: &'a Key,
     flight: Arc<Flight>,
     finished: bool,
 }
@@ -137,18 +139,21 @@ impl Leader<'_> {
         self.flight.set(State::Interim(value, live));
     }
 
-    /// Hands the result to the followers and ends the flight.
-    pub(crate) fn finish(mut self, result: Option<Arc<Encoded>>) {
+    /// Hands the result to the followers and ends the flight. With no follower (the flight
+    /// is out of the map, so none can join any more) there is nobody to hand it to.
+    pub(crate) fn finish(mut self, result: Option<Encoded>) {
         self.finished = true;
-        self.flights.remove_if_current(&self.key, &self.flight);
-        self.flight.set(State::Done(result));
+        self.flights.remove_if_current(self.key, &self.flight);
+        if Arc::strong_count(&self.flight) > 1 {
+            self.flight.set(State::Done(result.map(Arc::new)));
+        }
     }
 }
 
 impl Drop for Leader<'_> {
     fn drop(&mut self) {
         if !self.finished {
-            self.flights.remove_if_current(&self.key, &self.flight);
+            self.flights.remove_if_current(self.key, &self.flight);
             self.flight.set(State::Abandoned);
         }
     }
@@ -166,43 +171,43 @@ mod tests {
     #[tokio::test]
     async fn followers_get_the_leaders_result() {
         let flights = Flights::default();
-        let Role::Leader(leader) = flights.join(&key()) else {
+        let k = key();
+        let Role::Leader(leader) = flights.join(&k) else {
             panic!("first caller leads")
         };
-        let Role::Follower(f) = flights.join(&key()) else {
+        let Role::Follower(f) = flights.join(&k) else {
             panic!("second caller follows")
         };
-        let enc = Arc::new(Encoded {
+        let enc = Encoded {
             flags: 1,
             bytes: Bytes::from_static(b"x"),
-        });
+        };
         leader.finish(Some(enc.clone()));
-        assert!(matches!(f.wait(false).await, Outcome::Done(Some(e)) if e == enc));
-        assert!(
-            matches!(flights.join(&key()), Role::Leader(_)),
-            "flight ended"
-        );
+        assert!(matches!(f.wait(false).await, Outcome::Done(Some(e)) if *e == enc));
+        assert!(matches!(flights.join(&k), Role::Leader(_)), "flight ended");
     }
 
     #[tokio::test]
     async fn dropped_leader_abandons() {
         let flights = Flights::default();
-        let leader = flights.join(&key());
-        let Role::Follower(f) = flights.join(&key()) else {
+        let k = key();
+        let leader = flights.join(&k);
+        let Role::Follower(f) = flights.join(&k) else {
             panic!("second caller follows")
         };
         drop(leader);
         assert!(matches!(f.wait(false).await, Outcome::Abandoned));
-        assert!(matches!(flights.join(&key()), Role::Leader(_)));
+        assert!(matches!(flights.join(&k), Role::Leader(_)));
     }
 
     #[tokio::test]
     async fn stale_values_and_detach() {
         let flights = Flights::default();
-        let Role::Leader(leader) = flights.join(&key()) else {
+        let k = key();
+        let Role::Leader(leader) = flights.join(&k) else {
             panic!("first caller leads")
         };
-        let Role::Follower(f) = flights.join(&key()) else {
+        let Role::Follower(f) = flights.join(&k) else {
             panic!("second caller follows")
         };
         let stale = Arc::new(Encoded {
@@ -211,14 +216,14 @@ mod tests {
         });
         leader.publish_interim(stale.clone(), false);
         assert!(matches!(f.wait(true).await, Outcome::Stale(e) if e == stale));
-        flights.detach(&key());
-        let Role::Leader(second) = flights.join(&key()) else {
+        flights.detach(&k);
+        let Role::Leader(second) = flights.join(&k) else {
             panic!("detached: a new flight starts")
         };
         leader.finish(None);
         assert!(matches!(f.wait(false).await, Outcome::Done(None)));
         // The first leader's end does not remove the second flight.
-        assert!(matches!(flights.join(&key()), Role::Follower(_)));
+        assert!(matches!(flights.join(&k), Role::Follower(_)));
         drop(second);
     }
 }

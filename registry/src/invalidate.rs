@@ -12,7 +12,7 @@ use crate::cache::{Backend, Cache};
 use crate::codec::Stamp;
 use crate::error::Error;
 use crate::join::join2;
-use crate::key::{self, Function};
+use crate::key::Function;
 use crate::random::random_u64;
 use mcache_proto::{Key, MetaArithmeticFlags, MetaResponse, MetaStatus};
 
@@ -34,7 +34,7 @@ impl<C: Backend> Cache<C> {
             return Ok(());
         }
         self.inner.flights.detach_all();
-        let key = key::function_generation_key(&self.inner.namespace, function);
+        let key = self.generation_key(function);
         self.counter(&key, Step::Bump).await.map(drop)
     }
 
@@ -51,6 +51,13 @@ impl<C: Backend> Cache<C> {
         self.counter(&key, Step::Bump).await.map(drop)
     }
 
+    /// The key of `function`'s generation counter in this cache's namespace.
+    fn generation_key(&self, function: &Function) -> Key {
+        self.inner
+            .generation_keys
+            .get(&self.inner.namespace, function)
+    }
+
     /// The current generations of `function`: both counters in one request (`get <ns> <fn>`),
     /// plus one round trip to create a counter that does not exist yet.
     pub(crate) async fn stamp(&self, function: &Function) -> Result<Stamp, Error> {
@@ -64,7 +71,7 @@ impl<C: Backend> Cache<C> {
         via: Option<&C>,
         function: &Function,
     ) -> Result<Stamp, Error> {
-        let fn_key = key::function_generation_key(&self.inner.namespace, function);
+        let fn_key = self.generation_key(function);
         let ns_key = &self.inner.namespace_generation;
         let (ns, f) = match via {
             // Pinned beside the value's `mg`: two single-key gets, which go out as `mg` too
@@ -101,7 +108,9 @@ impl<C: Backend> Cache<C> {
         let (namespace, function) = match (parse(ns)?, parse(f)?) {
             (Some(n), Some(f)) => (n, f),
             (n, f) => {
-                let (n, f) = join2(
+                // Boxed: a counter is missing only on a function's first call or after an
+                // eviction, and this future would otherwise double the size of every hit's.
+                let (n, f) = Box::pin(join2(
                     async {
                         match n {
                             Some(n) => Ok(n),
@@ -114,7 +123,7 @@ impl<C: Backend> Cache<C> {
                             None => self.counter(&fn_key, Step::Read).await,
                         }
                     },
-                )
+                ))
                 .await;
                 (n?, f?)
             }
@@ -145,8 +154,18 @@ impl<C: Backend> Cache<C> {
     }
 }
 
+/// A counter's value: decimal digits, maybe padded with spaces (memcached's `incr` keeps a
+/// value's length when the number gets shorter). Read on every memoized hit, so the digits
+/// are folded by hand.
 fn parse_number(bytes: &[u8]) -> Option<u64> {
-    std::str::from_utf8(bytes).ok()?.trim().parse().ok()
+    let digits = bytes.trim_ascii();
+    if digits.is_empty() {
+        return None;
+    }
+    digits.iter().try_fold(0u64, |n, &b| {
+        let d = b.checked_sub(b'0').filter(|d| *d < 10)?;
+        n.checked_mul(10)?.checked_add(u64::from(d))
+    })
 }
 
 fn parse_counter(command: &'static str, r: &MetaResponse) -> Result<u64, Error> {
@@ -157,5 +176,45 @@ fn parse_counter(command: &'static str, r: &MetaResponse) -> Result<u64, Error> 
     match (&r.status, &r.value) {
         (MetaStatus::Va, Some(v)) => parse_number(v).ok_or_else(unexpected),
         _ => Err(unexpected()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_number;
+
+    #[test]
+    fn a_counter_is_decimal_digits_maybe_padded_with_spaces() {
+        assert_eq!(parse_number(b"0"), Some(0));
+        assert_eq!(parse_number(b"42"), Some(42));
+        assert_eq!(parse_number(b"7   "), Some(7), "incr pads a shorter number");
+        assert_eq!(parse_number(b" 7\r\n"), Some(7));
+        assert_eq!(parse_number(b"18446744073709551615"), Some(u64::MAX));
+        for garbage in [
+            &b""[..],
+            b"   ",
+            b"18446744073709551616",
+            b"99999999999999999999",
+            b"-1",
+            b"+1",
+            b"1 2",
+            b"12a",
+            b"0x10",
+            "\u{663}".as_bytes(),
+        ] {
+            assert_eq!(parse_number(garbage), None, "{garbage:?}");
+        }
+    }
+
+    #[test]
+    fn every_number_reads_back_as_itself() {
+        let mut n = 1u64;
+        while let Some(next) = n.checked_mul(3) {
+            for m in [n - 1, n, n + 1] {
+                assert_eq!(parse_number(m.to_string().as_bytes()), Some(m));
+                assert_eq!(parse_number(format!("{m}    ").as_bytes()), Some(m));
+            }
+            n = next;
+        }
     }
 }

@@ -286,6 +286,7 @@
 #[cfg(feature = "blocking")]
 #[cfg_attr(docsrs, doc(cfg(feature = "blocking")))]
 pub mod blocking;
+mod by_function;
 mod cache;
 mod canonical;
 mod checks;

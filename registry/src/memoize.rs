@@ -398,11 +398,11 @@ impl<C: Backend> Cache<C> {
             .await
         {
             Lookup::Hit(e, entry) => {
-                leader.finish(Some(Arc::new(e)));
+                leader.finish(Some(e));
                 (S::output(entry), Served::Hit)
             }
             Lookup::Stale(e, entry) => {
-                leader.finish(Some(Arc::new(e)));
+                leader.finish(Some(e));
                 (S::output(entry), Served::Stale)
             }
             Lookup::Won(lease) => {
@@ -411,7 +411,7 @@ impl<C: Backend> Cache<C> {
                 if shared.as_ref().is_some_and(|(_, stored)| !stored) {
                     events.errors += 1;
                 }
-                leader.finish(shared.map(|(e, _)| Arc::new(e)));
+                leader.finish(shared.map(|(e, _)| e));
                 (out, Served::Miss)
             }
             Lookup::Bypass(breaker) => {
@@ -420,7 +420,7 @@ impl<C: Backend> Cache<C> {
                     self.encode::<S::Entry, S::Entry>(function, entry, UNSTAMPED)
                         .ok()
                 });
-                leader.finish(shared.map(Arc::new));
+                leader.finish(shared);
                 (
                     out,
                     if breaker {

@@ -5,9 +5,9 @@
 //! a map from function path to counters. It never talks to memcached and never decides
 //! anything about a call.
 
+use crate::by_function::PathMap;
 use crate::key::Function;
-use std::collections::{BTreeMap, HashMap};
-use std::hash::{BuildHasherDefault, Hasher};
+use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
 
@@ -132,30 +132,7 @@ impl Counters {
     }
 }
 
-/// FNV-1a over the path: function paths are short and trusted (they come from the program),
-/// so a fast hash beats SipHash here.
-#[derive(Default)]
-struct PathHasher(u64);
-
-impl Hasher for PathHasher {
-    fn finish(&self) -> u64 {
-        self.0
-    }
-
-    fn write(&mut self, bytes: &[u8]) {
-        let mut h = if self.0 == 0 {
-            0xCBF2_9CE4_8422_2325
-        } else {
-            self.0
-        };
-        for b in bytes {
-            h = (h ^ u64::from(*b)).wrapping_mul(0x0000_0100_0000_01B3);
-        }
-        self.0 = h;
-    }
-}
-
-type Map = HashMap<&'static str, Arc<Counters>, BuildHasherDefault<PathHasher>>;
+type Map = PathMap<Arc<Counters>>;
 
 /// The counters of one cache, by function path.
 #[derive(Debug, Default)]

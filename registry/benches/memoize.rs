@@ -2,6 +2,8 @@
 //!
 //! - the hit path of a memoized call against a raw `get` of the same value, one call at a time
 //!   (latency) and 64 at a time (throughput): overhead in ns and as a ratio;
+//! - one call at a time, the floor of a hit's design: the three reads a hit makes (the value
+//!   and its two generation counters) as three raw `get`s in one batch on a pinned handle;
 //! - single flight under 256 concurrent identical misses, in one process and split over two
 //!   clients: how many times the body runs and how long a round takes;
 //! - what a hit spends on being observed (its `memoize` span and its per-function counters,
@@ -93,6 +95,9 @@ fn compare(raw: &Cost, memo: &Cost) {
     );
 }
 
+/// Keys holding numbers like a generation counter's (17-20 digits).
+const COUNTERS: [&str; 2] = ["counter-a", "counter-b"];
+
 async fn sequential(pid: &str, client: &Client, cache: &Cache<Client>, n: usize) -> (Cost, Cost) {
     let raw = cost(pid, n, async {
         for _ in 0..n {
@@ -107,6 +112,22 @@ async fn sequential(pid: &str, client: &Client, cache: &Cache<Client>, n: usize)
     })
     .await;
     (raw, memo)
+}
+
+/// What a hit's three reads cost without the registry: the value and two counter-sized
+/// values, as three `get`s in one batch (a pinned handle, as a hit reads them).
+async fn three_gets(pid: &str, client: &Client, n: usize) -> Cost {
+    cost(pid, n, async {
+        for _ in 0..n {
+            let pinned = client.pinned();
+            let (value, (a, b)) = tokio::join!(pinned.get("raw"), async {
+                tokio::join!(pinned.get(COUNTERS[0]), pinned.get(COUNTERS[1]))
+            });
+            assert!(value.expect("get").is_some());
+            assert!(a.expect("get").is_some() && b.expect("get").is_some());
+        }
+    })
+    .await
 }
 
 async fn concurrent(
@@ -190,6 +211,12 @@ fn main() {
         let client = Client::connect(addr.as_str()).await.expect("connect");
         let cache = Cache::new(client.clone(), "bench").expect("namespace");
         client.set("raw", payload(), 0).await.expect("set");
+        for key in COUNTERS {
+            client
+                .set(key, "8230591623904771105", 0)
+                .await
+                .expect("set");
+        }
         hit(&cache, 1).await;
         for i in 0..64 {
             hit(&cache, 100 + i).await;
@@ -202,6 +229,11 @@ fn main() {
         show("raw get", &raw);
         show("memoized hit", &memo);
         compare(&raw, &memo);
+        let floor = three_gets(&pid, &client, n).await;
+        println!("the floor of a hit's design: its three reads as raw gets in one batch ({n} calls):");
+        show("three gets", &floor);
+        compare(&raw, &floor);
+        println!("  memoized hit over three gets: wall {:+.0} ns ({:.2}x)", memo.wall - floor.wall, memo.wall / floor.wall);
 
         // Two connections (the default on a multi-thread runtime): the value and the counters
         // still go out in one write, through a pinned handle.

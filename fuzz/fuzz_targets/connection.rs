@@ -146,10 +146,10 @@ fn template(t: u8, k: u8, m: u8) -> Request {
     }
 }
 
-/// Well-formed replies, by `r % 24`; `a` is the opaque (the connection's own opaque for a
+/// Well-formed replies, by `r % 26`; `a` is the opaque (the connection's own opaque for a
 /// request is its id in decimal) or a number.
 fn canned(r: u8, a: u8) -> Vec<u8> {
-    let s: &[u8] = match r % 24 {
+    let s: &[u8] = match r % 26 {
         0 => b"VALUE foo 5 3\r\nbar\r\nEND\r\n",
         1 => b"VALUE foo 5 3 76\r\nbar\r\nEND\r\n",
         2 => b"END\r\n",
@@ -173,6 +173,9 @@ fn canned(r: u8, a: u8) -> Vec<u8> {
         20 => return format!("VA 3 O{a} kfoo\r\nbar\r\n").into_bytes(),
         21 => return format!("NF O{a}\r\n").into_bytes(),
         22 => return format!("NS O{a}\r\n").into_bytes(),
+        // A get or gets sent as `mg`, answered as memcached answers one.
+        23 => return format!("VA 3 f5 O{a}\r\nbar\r\n").into_bytes(),
+        24 => return format!("VA 3 f5 c76 O{a}\r\nbar\r\n").into_bytes(),
         _ => b"HD\r\n",
     };
     s.to_vec()

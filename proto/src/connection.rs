@@ -21,11 +21,13 @@
 //!   accepted, and the adapter must open a new connection.
 
 use crate::error::{DecodeError, Error, PoisonReason, Snippet};
+use crate::key::Key;
 use crate::meta::flags::{MetaGetFlags, Opaque};
 use crate::meta::request::MetaGet;
 use crate::request::Request;
 use crate::response::{
-    Decoded, ErrorKind, Expect, MetaResponse, MetaStatus, Peek, Response, ResponseDecoder, Value,
+    Decoded, ErrorKind, Expect, GetAsMeta, MetaResponse, MetaStatus, Peek, Response,
+    ResponseDecoder, Value,
 };
 use crate::text::request::RetrieveCommand;
 use crate::wire::Limits;
@@ -532,6 +534,42 @@ impl Connection {
                     let implied = p.implied();
                     self.deliver(p, implied);
                     return Some(true);
+                }
+            }
+        }
+        let front = self.pending.front_mut()?;
+        if let (
+            Some(with_cas),
+            Some(Expect::Meta {
+                opaque: Some(op), ..
+            }),
+        ) = (front.get_as_meta, &front.expect)
+        {
+            match self.decoder.get_as_meta(op, with_cas, &mut self.input) {
+                Ok(GetAsMeta::Incomplete) => return None,
+                Ok(GetAsMeta::Other) => {}
+                Ok(fast) => {
+                    let mut p = self.complete_front(now)?;
+                    // The expectation matched above: its key is the value's.
+                    let key = match p.expect.take() {
+                        Some(Expect::Meta { key, .. }) => key,
+                        _ => Key::placeholder(),
+                    };
+                    let values = match fast {
+                        GetAsMeta::Hit { flags, cas, data } => vec![Value {
+                            key,
+                            flags,
+                            cas,
+                            data,
+                        }],
+                        _ => Vec::new(),
+                    };
+                    self.deliver(p, Decoded::Reply(Response::Values(values)));
+                    return Some(true);
+                }
+                Err(e) => {
+                    self.poison(PoisonReason::Malformed(e));
+                    return None;
                 }
             }
         }

@@ -176,29 +176,19 @@ pub(crate) enum GetAsMeta {
 
 /// `VA <len> f<flags> [c<cas>] O<opaque>` with single spaces, numbers of at most 19 digits
 /// (flags within a `u32`), the cas exactly when `with_cas`, and `opaque`: the value's length,
-/// flags and cas.
+/// flags and cas. Split as [`ResponseDecoder::next_value_line`] splits a `VALUE` line.
 fn va_line(line: &[u8], opaque: &Opaque, with_cas: bool) -> Option<(usize, u32, Option<u64>)> {
-    let rest = line.strip_prefix(b"VA ")?;
-    let (len, rest) = split_space(rest)?;
-    let (flags, rest) = split_space(rest.strip_prefix(b"f")?)?;
-    let (cas, rest) = if with_cas {
-        let (cas, rest) = split_space(rest.strip_prefix(b"c")?)?;
-        (Some(short_number(cas)?), rest)
-    } else {
-        (None, rest)
+    let mut fields = line.strip_prefix(b"VA ")?.split(|&b| b == b' ');
+    let len = usize::try_from(short_number(fields.next()?)?).ok()?;
+    let flags = u32::try_from(short_number(fields.next()?.strip_prefix(b"f")?)?).ok()?;
+    let cas = match with_cas {
+        true => Some(short_number(fields.next()?.strip_prefix(b"c")?)?),
+        false => None,
     };
-    if rest.strip_prefix(b"O")? != opaque.as_bytes() {
+    if fields.next()?.strip_prefix(b"O")? != opaque.as_bytes() || fields.next().is_some() {
         return None;
     }
-    let len = usize::try_from(short_number(len)?).ok()?;
-    let flags = u32::try_from(short_number(flags)?).ok()?;
     Some((len, flags, cas))
-}
-
-/// The bytes before the first space, and those after it.
-fn split_space(bytes: &[u8]) -> Option<(&[u8], &[u8])> {
-    let at = bytes.iter().position(|&b| b == b' ')?;
-    Some((&bytes[..at], &bytes[at + 1..]))
 }
 
 /// A reply as the decoder hands it to a [`Connection`](crate::Connection), a meta reply not
